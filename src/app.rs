@@ -1,0 +1,247 @@
+//! The HTTP surface: routes, shared state, and the one place where errors become responses.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+use sqlx::PgPool;
+use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::client_ip::TrustedProxies;
+use crate::geoip::GeoIp;
+use crate::ingest::{self, IngestError, Limits};
+use crate::observability;
+use crate::store::{self, NewReport};
+use crate::writer::{WriteError, Writer};
+
+pub const GENERIC_REPORT_PATH: &str = "/v1/telemetry/GenericReport";
+
+/// Seconds a client is asked to wait before retrying after a 503.
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub writer: Writer,
+    pub geoip: Arc<GeoIp>,
+    pub trusted_proxies: TrustedProxies,
+    pub limits: Limits,
+    pub metrics: PrometheusHandle,
+}
+
+/// Builds the router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the
+/// client address is needed for the country lookup.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let ingest = Router::new()
+        .route(
+            GENERIC_REPORT_PATH,
+            post(generic_report).fallback(|| async { ApiError::MethodNotAllowed { allow: "POST" } }),
+        )
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(RequestDecompressionLayer::new().gzip(true));
+
+    Router::new()
+        .merge(ingest)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(prometheus_metrics))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn(count_requests))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                // Method, route and request id only: never the client address or headers.
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("unmatched", MatchedPath::as_str)
+                    .to_owned();
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                tracing::info_span!("request", method = %request.method(), route, request_id)
+            }),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// `POST /v1/telemetry/GenericReport`: decode, resolve the country, forget the address, store, and
+/// answer `200 {}` only once the reports are committed.
+async fn generic_report(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(ApiError::from)?;
+    let reports = ingest::parse_report_request(&body, &state.limits)?;
+    let country_code = state
+        .trusted_proxies
+        .client_ip(peer.ip(), &headers)
+        .and_then(|ip| state.geoip.country(ip));
+    let families: Vec<&'static str> = reports.iter().map(|r| r.product_family.as_str()).collect();
+    let reports = reports
+        .into_iter()
+        .map(|report| NewReport {
+            report,
+            country_code: country_code.clone(),
+            protocol: "GenericReport",
+        })
+        .collect();
+    state.writer.write(reports).await?;
+    for family in families {
+        observability::reports_accepted(family, 1);
+    }
+    Ok(empty_json_ok())
+}
+
+/// Exactly what PMM expects: status 200, `Content-Type: application/json`, body `{}`.
+fn empty_json_ok() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        "{}",
+    )
+        .into_response()
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "alive"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let database = tokio::time::timeout(Duration::from_secs(2), store::is_ready(&state.pool))
+        .await
+        .unwrap_or(false);
+    let geoip = state.geoip.current().database_type().to_owned();
+    let status = if database {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if database { "ready" } else { "not ready" },
+        "database": if database { "ok" } else { "unreachable" },
+        "geoip": geoip,
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn prometheus_metrics(State(state): State<AppState>) -> Response {
+    observability::pool_state(state.pool.size(), state.pool.num_idle());
+    observability::queue_depth_set(state.writer.queued_reports());
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn count_requests(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    observability::http_request(&route, response.status().as_u16());
+    response
+}
+
+/// Every error a client can see, mapped to a status and a grpc-gateway `google.rpc.Status` body in
+/// [`IntoResponse`] below and nowhere else.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Invalid(#[from] IngestError),
+    #[error("request body is larger than the limit")]
+    BodyTooLarge,
+    #[error("request body could not be read: {0}")]
+    Body(String),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("method not allowed; this endpoint accepts {allow}")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("not found")]
+    NotFound,
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::BodyTooLarge
+        } else {
+            Self::Body(rejection.body_text())
+        }
+    }
+}
+
+impl ApiError {
+    /// HTTP status and the gRPC code grpc-gateway pairs with it.
+    fn status_and_code(&self) -> (StatusCode, u16) {
+        match self {
+            Self::Invalid(_) | Self::Body(_) => (StatusCode::BAD_REQUEST, 3),
+            Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 8),
+            Self::Write(WriteError::Failed) => (StatusCode::INTERNAL_SERVER_ERROR, 13),
+            Self::Write(_) => (StatusCode::SERVICE_UNAVAILABLE, 14),
+            Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, 12),
+            Self::NotFound => (StatusCode::NOT_FOUND, 5),
+        }
+    }
+
+    fn rejection_reason(&self) -> &'static str {
+        match self {
+            Self::Invalid(IngestError::EmptyBody) => "empty_body",
+            Self::Invalid(IngestError::InvalidJson(_)) => "invalid_json",
+            Self::Invalid(IngestError::InvalidField { .. }) => "invalid_field",
+            Self::Invalid(IngestError::TooMany { .. }) => "over_limit",
+            Self::BodyTooLarge => "body_too_large",
+            Self::Body(_) => "unreadable_body",
+            Self::Write(WriteError::Overloaded) => "overloaded",
+            Self::Write(WriteError::Unavailable | WriteError::ShuttingDown) => "unavailable",
+            Self::Write(WriteError::Failed) => "store_failed",
+            Self::MethodNotAllowed { .. } | Self::NotFound => "not_a_report",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if !matches!(self, Self::MethodNotAllowed { .. } | Self::NotFound) {
+            observability::reports_rejected(self.rejection_reason(), 1);
+        }
+        let body = json!({"code": code, "message": self.to_string(), "details": []});
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        match self {
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::Write(WriteError::Overloaded | WriteError::Unavailable | WriteError::ShuttingDown) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            _ => {}
+        }
+        response
+    }
+}

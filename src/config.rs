@@ -1,0 +1,162 @@
+//! Every setting, from a flag or the environment variable of the same name, with defaults that work
+//! on a developer machine with a local PostgreSQL (`telemetry-server --help` prints them).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+
+use crate::ingest::Limits;
+use crate::store::DatabaseSettings;
+use crate::writer::WriterSettings;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "telemetry-server",
+    version,
+    about = "Receives Percona product telemetry (GenericReport) and stores it in PostgreSQL."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Create the database if needed, apply pending migrations, and exit.
+    Migrate,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Config {
+    /// PostgreSQL connection URL; the database is created if it does not exist.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@localhost:5432/telemetry",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Address and port to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    pub listen_addr: SocketAddr,
+
+    /// MaxMind-format country database (GeoIP2/GeoLite2 Country or City, or geo-whois-asn-country).
+    /// Without it, the bundled geo-whois-asn-country database is used.
+    #[arg(long, env = "GEOIP_DATABASE")]
+    pub geoip_database: Option<PathBuf>,
+
+    /// Comma-separated CIDR ranges of reverse proxies whose X-Forwarded-For / Forwarded headers are
+    /// trusted. Empty: the TCP peer is the client.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', num_args = 0..)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// PEM certificate chain; with --tls-key, the service speaks HTTPS itself.
+    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Log filter, in tracing's EnvFilter syntax (e.g. `info`, `telemetry_server=debug`).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub rust_log: String,
+
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    pub log_format: LogFormat,
+
+    /// Largest accepted request body, in bytes (after gzip decompression).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Most reports accepted in one request.
+    #[arg(long, env = "MAX_REPORTS_PER_REQUEST", default_value_t = 1000)]
+    pub max_reports_per_request: usize,
+
+    /// Most metrics accepted in one report.
+    #[arg(long, env = "MAX_METRICS_PER_REPORT", default_value_t = 5000)]
+    pub max_metrics_per_report: usize,
+
+    /// Longest accepted metric key, in bytes.
+    #[arg(long, env = "MAX_KEY_BYTES", default_value_t = 256)]
+    pub max_key_bytes: usize,
+
+    /// Longest accepted metric value, in bytes.
+    #[arg(long, env = "MAX_VALUE_BYTES", default_value_t = 64 * 1024)]
+    pub max_value_bytes: usize,
+
+    /// Most database connections the service opens.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
+    pub database_max_connections: u32,
+
+    /// Seconds a request waits for a database connection before it is answered 503.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_SECS", default_value_t = 3)]
+    pub database_acquire_timeout_secs: u64,
+
+    /// Seconds start-up keeps retrying an unreachable database before giving up.
+    #[arg(long, env = "DATABASE_STARTUP_TIMEOUT_SECS", default_value_t = 60)]
+    pub database_startup_timeout_secs: u64,
+
+    /// A write batch closes once it holds this many reports.
+    #[arg(long, env = "BATCH_MAX_REPORTS", default_value_t = WriterSettings::default().max_batch_reports)]
+    pub batch_max_reports: usize,
+
+    /// ... or once its first report has waited this many milliseconds.
+    #[arg(long, env = "BATCH_MAX_DELAY_MS", default_value_t = WriterSettings::default().max_batch_delay.as_millis() as u64)]
+    pub batch_max_delay_ms: u64,
+
+    /// Reports that may wait for a commit; beyond this, requests get 503 with Retry-After.
+    #[arg(long, env = "QUEUE_CAPACITY", default_value_t = WriterSettings::default().queue_capacity)]
+    pub queue_capacity: usize,
+
+    /// Batches committed concurrently.
+    #[arg(long, env = "WRITERS", default_value_t = WriterSettings::default().writers)]
+    pub writers: usize,
+
+    /// Seconds given to in-flight requests and batches after SIGTERM/SIGINT.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+impl Config {
+    pub fn database(&self) -> DatabaseSettings {
+        DatabaseSettings {
+            url: self.database_url.clone(),
+            max_connections: self.database_max_connections,
+            acquire_timeout: Duration::from_secs(self.database_acquire_timeout_secs),
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_reports: self.max_reports_per_request,
+            max_metrics: self.max_metrics_per_report,
+            max_key_bytes: self.max_key_bytes,
+            max_value_bytes: self.max_value_bytes,
+        }
+    }
+
+    pub fn writer(&self) -> WriterSettings {
+        WriterSettings {
+            max_batch_reports: self.batch_max_reports.max(1),
+            max_batch_delay: Duration::from_millis(self.batch_max_delay_ms),
+            queue_capacity: self.queue_capacity.max(1),
+            writers: self.writers.max(1),
+        }
+    }
+}

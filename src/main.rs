@@ -1,0 +1,48 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use telemetry_server::config::{Cli, Command, Config, LogFormat};
+use telemetry_server::server;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.config);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => server::migrate_only(&cli.config).await,
+        Command::Serve => serve(&cli.config).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "telemetry-server stopped");
+            eprintln!("telemetry-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: &Config) -> Result<(), server::StartupError> {
+    let running = server::start(config).await?;
+    shutdown_signal().await;
+    running.shutdown().await
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler can be installed");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_new(&config.rust_log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

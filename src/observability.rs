@@ -1,0 +1,72 @@
+//! Prometheus metrics, served at `/metrics`. Labels carry routes, statuses, reasons and product
+//! families: never anything that identifies a client.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once and returns the handle that renders it.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".into()),
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    ],
+                )
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Full("telemetry_batch_size_reports".into()),
+                        &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0],
+                    )
+                })
+                .expect("bucket lists are non-empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // A recorder installed by an embedding program wins; ours then just stays empty.
+            metrics::set_global_recorder(recorder).ok();
+            handle
+        })
+        .clone()
+}
+
+pub fn http_request(route: &str, status: u16) {
+    counter!("telemetry_http_requests_total", "route" => route.to_owned(), "status" => status.to_string())
+        .increment(1);
+}
+
+pub fn reports_accepted(product_family: &'static str, count: u64) {
+    counter!("telemetry_reports_accepted_total", "product_family" => product_family).increment(count);
+}
+
+pub fn reports_rejected(reason: &'static str, count: u64) {
+    counter!("telemetry_reports_rejected_total", "reason" => reason).increment(count);
+}
+
+pub fn queue_depth_set(reports: usize) {
+    gauge!("telemetry_queue_depth_reports").set(reports as f64);
+}
+
+pub fn batch_committed(reports: usize) {
+    histogram!("telemetry_batch_size_reports").record(reports as f64);
+}
+
+pub fn commit_finished(elapsed: Duration, committed: bool) {
+    let result = if committed { "committed" } else { "failed" };
+    histogram!("telemetry_commit_duration_seconds", "result" => result).record(elapsed.as_secs_f64());
+}
+
+pub fn geoip_lookup(result: &'static str) {
+    counter!("telemetry_geoip_lookups_total", "result" => result).increment(1);
+}
+
+pub fn pool_state(size: u32, idle: usize) {
+    gauge!("telemetry_db_pool_connections", "state" => "open").set(size as f64);
+    gauge!("telemetry_db_pool_connections", "state" => "idle").set(idle as f64);
+}

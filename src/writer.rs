@@ -1,0 +1,215 @@
+//! Group commit: request handlers hand validated reports to a bounded queue and wait until the
+//! transaction holding them has committed. A few writer tasks drain the queue in batches, so the
+//! database commits once per batch instead of once per report, and nothing is acknowledged early.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::observability;
+use crate::store::{self, NewReport, StoreError};
+
+/// How the writer batches; defaults come from `bench/ingest.sh` (see `docs/performance.md`).
+#[derive(Clone, Copy, Debug)]
+pub struct WriterSettings {
+    /// A batch closes once it holds this many reports.
+    pub max_batch_reports: usize,
+    /// ... or once its first report has waited this long for company.
+    pub max_batch_delay: Duration,
+    /// Reports that may wait in the queue; beyond this, requests are answered 503 at once.
+    pub queue_capacity: usize,
+    /// Batches committed concurrently, each on its own connection.
+    pub writers: usize,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        Self {
+            max_batch_reports: 500,
+            max_batch_delay: Duration::from_millis(2),
+            queue_capacity: 20_000,
+            writers: 2,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    #[error("the service is at capacity; try again shortly")]
+    Overloaded,
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable,
+    #[error("the service is shutting down; try again shortly")]
+    ShuttingDown,
+    #[error("the reports could not be stored")]
+    Failed,
+}
+
+struct Job {
+    reports: Vec<NewReport>,
+    done: oneshot::Sender<Result<(), WriteError>>,
+    _queue_slots: OwnedSemaphorePermit,
+}
+
+/// The handle request handlers use. Cloning it is cheap; the writer tasks stop once every clone is
+/// dropped and the queue is drained.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::UnboundedSender<Job>,
+    queue_slots: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl Writer {
+    /// Starts the writer tasks; await the returned set after dropping every `Writer` to flush the queue.
+    pub fn start(pool: PgPool, settings: WriterSettings) -> (Self, JoinSet<()>) {
+        let (jobs, receiver) = mpsc::unbounded_channel();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let mut tasks = JoinSet::new();
+        for _ in 0..settings.writers.max(1) {
+            tasks.spawn(run_writer(pool.clone(), receiver.clone(), settings));
+        }
+        let capacity = settings.queue_capacity.max(1);
+        let writer = Self {
+            jobs,
+            queue_slots: Arc::new(Semaphore::new(capacity)),
+            capacity,
+        };
+        (writer, tasks)
+    }
+
+    /// Queues the reports and waits for the commit of the batch that holds them. Ok means durably
+    /// stored (or already stored before: re-sent report ids are no-ops).
+    pub async fn write(&self, reports: Vec<NewReport>) -> Result<(), WriteError> {
+        if reports.is_empty() {
+            return Ok(());
+        }
+        let wanted = u32::try_from(reports.len().min(self.capacity)).unwrap_or(u32::MAX);
+        let queue_slots = self
+            .queue_slots
+            .clone()
+            .try_acquire_many_owned(wanted)
+            .map_err(|_| WriteError::Overloaded)?;
+        let (done, result) = oneshot::channel();
+        self.jobs
+            .send(Job {
+                reports,
+                done,
+                _queue_slots: queue_slots,
+            })
+            .map_err(|_| WriteError::ShuttingDown)?;
+        result.await.unwrap_or(Err(WriteError::ShuttingDown))
+    }
+
+    /// Reports waiting in the queue or in a batch being committed.
+    pub fn queued_reports(&self) -> usize {
+        self.capacity - self.queue_slots.available_permits()
+    }
+}
+
+async fn run_writer(
+    pool: PgPool,
+    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
+    settings: WriterSettings,
+) {
+    while let Some(batch) = next_batch(&receiver, &settings).await {
+        commit_batch(&pool, batch).await;
+    }
+}
+
+/// Waits for a first job, then gathers more until the batch is full or its delay has run out.
+/// Holding the receiver lock while gathering keeps each batch's reports contiguous.
+async fn next_batch(
+    receiver: &Mutex<mpsc::UnboundedReceiver<Job>>,
+    settings: &WriterSettings,
+) -> Option<Vec<Job>> {
+    let mut receiver = receiver.lock().await;
+    let first = receiver.recv().await?;
+    let mut size = first.reports.len();
+    let mut batch = vec![first];
+    let deadline = Instant::now() + settings.max_batch_delay;
+    while size < settings.max_batch_reports {
+        let job = match receiver.try_recv() {
+            Ok(job) => job,
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                    Ok(Some(job)) => job,
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        };
+        size += job.reports.len();
+        batch.push(job);
+    }
+    Some(batch)
+}
+
+async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
+    let reports: Vec<NewReport> = batch
+        .iter()
+        .flat_map(|job| job.reports.iter().cloned())
+        .collect();
+    let count = reports.len();
+    let outcome = commit_with_retry(pool, &reports).await;
+    match outcome {
+        Ok(()) => {
+            observability::batch_committed(count);
+            finish(batch, Ok(()));
+        }
+        Err(error) if error.is_transient() => {
+            tracing::warn!(reports = count, %error, "batch not committed, database unavailable");
+            finish(batch, Err(WriteError::Unavailable));
+        }
+        Err(error) if batch.len() == 1 => {
+            tracing::error!(reports = count, %error, "request's reports could not be stored");
+            finish(batch, Err(WriteError::Failed));
+        }
+        Err(error) => {
+            // One request's reports broke the batch; commit each request on its own so that the
+            // others are not refused because of it.
+            tracing::warn!(requests = batch.len(), %error, "batch failed, committing its requests one by one");
+            for job in batch {
+                let result = match commit_with_retry(pool, &job.reports).await {
+                    Ok(()) => {
+                        observability::batch_committed(job.reports.len());
+                        Ok(())
+                    }
+                    Err(error) if error.is_transient() => Err(WriteError::Unavailable),
+                    Err(error) => {
+                        tracing::error!(reports = job.reports.len(), %error, "request's reports could not be stored");
+                        Err(WriteError::Failed)
+                    }
+                };
+                job.done.send(result).ok();
+            }
+        }
+    }
+}
+
+/// Retries once after a lost deadlock or serialization race; other failures go back to the caller.
+async fn commit_with_retry(pool: &PgPool, reports: &[NewReport]) -> Result<(), StoreError> {
+    let started = Instant::now();
+    let first = store::insert_reports(pool, reports).await;
+    let result = match first {
+        Err(StoreError::Query(sqlx::Error::Database(ref error)))
+            if matches!(error.code().as_deref(), Some("40001" | "40P01")) =>
+        {
+            store::insert_reports(pool, reports).await
+        }
+        other => other,
+    };
+    observability::commit_finished(started.elapsed(), result.is_ok());
+    result.map(|_| ())
+}
+
+fn finish(batch: Vec<Job>, result: Result<(), WriteError>) {
+    for job in batch {
+        // The request may have gone away (client timeout); its reports are stored all the same.
+        job.done.send(result.clone()).ok();
+    }
+}

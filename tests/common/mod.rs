@@ -1,0 +1,198 @@
+//! Shared test helpers: a real service on a random port against a fresh PostgreSQL database.
+#![allow(dead_code)] // each test binary uses its own subset of these helpers
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, PgPool};
+use telemetry_server::config::{Cli, Config};
+use telemetry_server::server::{self, RunningServer};
+
+/// The maintenance database tests create their own databases from.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@localhost:5432/postgres".to_owned())
+}
+
+fn database_url(name: &str) -> String {
+    let admin = admin_url();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+/// Test databases are named `tst_<unix seconds>_<random>`; ones left over from runs more than an
+/// hour old (a test that panicked never drops its own) are removed when the next test starts.
+async fn fresh_database_name() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin_url())
+        .await
+        .expect("the test PostgreSQL is reachable (see README: Testing)");
+    let stale: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'tst\\_%'")
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+    for name in stale {
+        let created = name
+            .split('_')
+            .nth(1)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(now);
+        if created + 3600 < now {
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&admin)
+            .await
+            .ok();
+        }
+    }
+    admin.close().await;
+    format!("tst_{now}_{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+pub fn test_data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// A configuration for a test: a fresh database, a random loopback port, everything else default.
+pub fn test_config(database_url: &str) -> Config {
+    Cli::try_parse_from([
+        "telemetry-server",
+        "--database-url",
+        database_url,
+        "--listen-addr",
+        "127.0.0.1:0",
+        "--shutdown-grace-secs",
+        "5",
+    ])
+    .expect("test flags parse")
+    .config
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub database_url: String,
+    pub database_name: String,
+    pub pool: PgPool,
+    pub client: reqwest::Client,
+    server: Option<RunningServer>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts the service with the test configuration, adjusted by `configure`.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Self {
+        let database_name = fresh_database_name().await;
+        let database_url = database_url(&database_name);
+        let mut config = test_config(&database_url);
+        configure(&mut config);
+        let server = server::start(&config).await.expect("service starts");
+        let pool = server.pool.clone();
+        Self {
+            base_url: format!("http://{}", server.local_addr),
+            database_url,
+            database_name,
+            pool,
+            client: reqwest::Client::new(),
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// POSTs a body to the GenericReport endpoint.
+    pub async fn post_report(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/telemetry/GenericReport"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request reaches the service")
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// A canonical text rendering of every stored row, to prove that a refused request changed nothing.
+    pub async fn snapshot(&self) -> String {
+        let mut out = String::new();
+        for query in [
+            "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM instances t",
+            "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM reports t",
+            "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM upgrades t",
+        ] {
+            let rows: String = sqlx::query_scalar(query).fetch_one(&self.pool).await.unwrap();
+            out.push_str(&rows);
+            out.push_str("\n--\n");
+        }
+        out
+    }
+
+    /// Stops the service gracefully (in-flight requests and batches finish first).
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    /// Stops the service and drops its database.
+    pub async fn cleanup(mut self) {
+        self.stop().await;
+        self.pool.close().await;
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url())
+            .await
+            .unwrap();
+        sqlx::query(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.database_name
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+        admin.close().await;
+    }
+}
+
+/// The body `{"code":3,...}` clients decode, checked for shape; returns the message.
+pub async fn assert_grpc_error(response: reqwest::Response, status: u16, code: i64) -> String {
+    assert_eq!(response.status().as_u16(), status, "status");
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    let body: serde_json::Value = response.json().await.expect("JSON error body");
+    assert_eq!(body["code"], code, "code in {body}");
+    assert_eq!(body["details"], serde_json::json!([]), "details in {body}");
+    let message = body["message"].as_str().expect("message is a string");
+    assert!(!message.is_empty());
+    message.to_owned()
+}
