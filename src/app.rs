@@ -48,7 +48,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let ingest = Router::new()
         .route(
             GENERIC_REPORT_PATH,
-            post(generic_report).fallback(|| async { ApiError::MethodNotAllowed { allow: "POST" } }),
+            post(generic_report)
+                .fallback(|| async { ApiError::MethodNotAllowed { allow: "POST" } }),
         )
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(RequestDecompressionLayer::new().gzip(true));
@@ -116,7 +117,10 @@ async fn generic_report(
 fn empty_json_ok() -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         "{}",
     )
         .into_response()
@@ -237,7 +241,9 @@ impl IntoResponse for ApiError {
             Self::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            Self::Write(WriteError::Overloaded | WriteError::Unavailable | WriteError::ShuttingDown) => {
+            Self::Write(
+                WriteError::Overloaded | WriteError::Unavailable | WriteError::ShuttingDown,
+            ) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             _ => {}

@@ -117,20 +117,32 @@ mod tests {
     fn untrusted_peer_cannot_choose_its_address() {
         let trusted = proxies(&["10.0.0.0/8"]);
         let h = headers(&[("x-forwarded-for", "81.2.69.142")]);
-        assert_eq!(trusted.client_ip(ip("203.0.113.9"), &h), Some(ip("203.0.113.9")));
-        assert_eq!(proxies(&[]).client_ip(ip("10.0.0.1"), &h), Some(ip("10.0.0.1")));
+        assert_eq!(
+            trusted.client_ip(ip("203.0.113.9"), &h),
+            Some(ip("203.0.113.9"))
+        );
+        assert_eq!(
+            proxies(&[]).client_ip(ip("10.0.0.1"), &h),
+            Some(ip("10.0.0.1"))
+        );
     }
 
     #[test]
     fn right_most_untrusted_hop_wins() {
         let trusted = proxies(&["10.0.0.0/8", "192.168.0.0/16"]);
         let h = headers(&[("x-forwarded-for", "1.1.1.1, 81.2.69.142, 192.168.1.1")]);
-        assert_eq!(trusted.client_ip(ip("10.0.0.1"), &h), Some(ip("81.2.69.142")));
+        assert_eq!(
+            trusted.client_ip(ip("10.0.0.1"), &h),
+            Some(ip("81.2.69.142"))
+        );
         let split = headers(&[
             ("x-forwarded-for", "1.1.1.1"),
             ("x-forwarded-for", "81.2.69.142:1234, 10.1.1.1"),
         ]);
-        assert_eq!(trusted.client_ip(ip("10.0.0.1"), &split), Some(ip("81.2.69.142")));
+        assert_eq!(
+            trusted.client_ip(ip("10.0.0.1"), &split),
+            Some(ip("81.2.69.142"))
+        );
     }
 
     #[test]
@@ -140,7 +152,10 @@ mod tests {
             "forwarded",
             "for=1.1.1.1;proto=https, for=\"[2001:218::1]:4711\";by=127.0.0.1",
         )]);
-        assert_eq!(trusted.client_ip(ip("::ffff:127.0.0.1"), &h), Some(ip("2001:218::1")));
+        assert_eq!(
+            trusted.client_ip(ip("::ffff:127.0.0.1"), &h),
+            Some(ip("2001:218::1"))
+        );
     }
 
     #[test]

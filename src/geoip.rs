@@ -145,7 +145,11 @@ fn detect_layout(reader: &Reader<Mmap>) -> Option<RecordLayout> {
     ];
     samples.into_iter().find_map(|ip| {
         let result = reader.lookup(ip).ok()?;
-        if result.decode_path::<String>(&path!["country_code"]).ok()?.is_some() {
+        if result
+            .decode_path::<String>(&path!["country_code"])
+            .ok()?
+            .is_some()
+        {
             Some(RecordLayout::CountryCode)
         } else if result
             .decode_path::<String>(&path!["country", "iso_code"])

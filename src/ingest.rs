@@ -363,10 +363,7 @@ fn string_or_empty(
         None => Ok(String::new()),
         Some(Value::String(text)) if text.len() > max_bytes => Err(invalid(
             format!("{path}.{name}"),
-            format!(
-                "{} bytes exceed the limit of {max_bytes} bytes",
-                text.len()
-            ),
+            format!("{} bytes exceed the limit of {max_bytes} bytes", text.len()),
         )),
         // PostgreSQL text and jsonb cannot hold U+0000, so such a value could never be stored as sent.
         Some(Value::String(text)) if text.contains('\0') => Err(invalid(
@@ -434,8 +431,14 @@ mod tests {
 
     #[test]
     fn up_duration_forms() {
-        assert_eq!(parse_up_duration("seconds:86401 nanos:318260114"), Some(86401));
-        assert_eq!(parse_up_duration("seconds:172800  nanos:9117634"), Some(172800));
+        assert_eq!(
+            parse_up_duration("seconds:86401 nanos:318260114"),
+            Some(86401)
+        );
+        assert_eq!(
+            parse_up_duration("seconds:172800  nanos:9117634"),
+            Some(172800)
+        );
         assert_eq!(parse_up_duration("seconds:60"), Some(60));
         assert_eq!(parse_up_duration("nanos:5"), Some(0));
         assert_eq!(parse_up_duration(""), None);
@@ -445,7 +448,10 @@ mod tests {
 
     #[test]
     fn product_family_by_name_and_number() {
-        assert_eq!(ProductFamily::from_name("PRODUCT_FAMILY_PBS"), ProductFamily::Pbs);
+        assert_eq!(
+            ProductFamily::from_name("PRODUCT_FAMILY_PBS"),
+            ProductFamily::Pbs
+        );
         assert_eq!(ProductFamily::from_name("pmm"), ProductFamily::Invalid);
         assert_eq!(ProductFamily::from_number(6), ProductFamily::Pmm);
         assert_eq!(ProductFamily::from_number(99), ProductFamily::Invalid);

@@ -42,7 +42,8 @@ pub fn http_request(route: &str, status: u16) {
 }
 
 pub fn reports_accepted(product_family: &'static str, count: u64) {
-    counter!("telemetry_reports_accepted_total", "product_family" => product_family).increment(count);
+    counter!("telemetry_reports_accepted_total", "product_family" => product_family)
+        .increment(count);
 }
 
 pub fn reports_rejected(reason: &'static str, count: u64) {
@@ -59,7 +60,8 @@ pub fn batch_committed(reports: usize) {
 
 pub fn commit_finished(elapsed: Duration, committed: bool) {
     let result = if committed { "committed" } else { "failed" };
-    histogram!("telemetry_commit_duration_seconds", "result" => result).record(elapsed.as_secs_f64());
+    histogram!("telemetry_commit_duration_seconds", "result" => result)
+        .record(elapsed.as_secs_f64());
 }
 
 pub fn geoip_lookup(result: &'static str) {

@@ -28,7 +28,9 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     GeoIp(#[from] GeoIpError),
-    #[error("no GeoIP database configured and the bundled one was not found (looked in {0}); set GEOIP_DATABASE")]
+    #[error(
+        "no GeoIP database configured and the bundled one was not found (looked in {0}); set GEOIP_DATABASE"
+    )]
     NoBundledGeoIp(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -57,10 +59,13 @@ fn open_geoip(configured: Option<&Path>) -> Result<GeoIp, StartupError> {
         return Ok(GeoIp::open(path)?);
     }
     let candidates = bundled_geoip_candidates();
-    let bundled = candidates.iter().find(|path| path.is_file()).ok_or_else(|| {
-        let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-        StartupError::NoBundledGeoIp(looked.join(", "))
-    })?;
+    let bundled = candidates
+        .iter()
+        .find(|path| path.is_file())
+        .ok_or_else(|| {
+            let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+            StartupError::NoBundledGeoIp(looked.join(", "))
+        })?;
     Ok(GeoIp::open(bundled)?)
 }
 
@@ -76,7 +81,9 @@ pub async fn connect_with_retry(
     loop {
         match store::connect(settings).await {
             Ok(pool) => return Ok(pool),
-            Err(error) if error.is_transient() && tokio::time::Instant::now() + delay < deadline => {
+            Err(error)
+                if error.is_transient() && tokio::time::Instant::now() + delay < deadline =>
+            {
                 tracing::warn!(attempt, retry_in_ms = delay.as_millis() as u64, %error, "database not reachable yet");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
@@ -171,7 +178,10 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         let served = match tokio::time::timeout(grace, async { serve.await }).await {
             Ok(result) => result.map_err(StartupError::Serve),
             Err(_) => {
-                tracing::warn!(grace_secs = grace.as_secs(), "grace period over, closing remaining connections");
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    "grace period over, closing remaining connections"
+                );
                 Ok(())
             }
         };
@@ -183,7 +193,9 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         .await;
         match drained {
             Ok(()) => tracing::info!("all queued reports committed"),
-            Err(_) => tracing::warn!("connections still open after the grace period; stopping the writer"),
+            Err(_) => {
+                tracing::warn!("connections still open after the grace period; stopping the writer")
+            }
         }
         served
     });

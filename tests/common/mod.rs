@@ -18,14 +18,19 @@ pub fn admin_url() -> String {
 
 fn database_url(name: &str) -> String {
     let admin = admin_url();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
     format!("{base}/{name}")
 }
 
 /// Test databases are named `tst_<unix seconds>_<random>`; ones left over from runs more than an
 /// hour old (a test that panicked never drops its own) are removed when the next test starts.
 async fn fresh_database_name() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .connect(&admin_url())
@@ -145,7 +150,10 @@ impl TestApp {
             "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM reports t",
             "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM upgrades t",
         ] {
-            let rows: String = sqlx::query_scalar(query).fetch_one(&self.pool).await.unwrap();
+            let rows: String = sqlx::query_scalar(query)
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
             out.push_str(&rows);
             out.push_str("\n--\n");
         }
