@@ -43,10 +43,9 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Unavailable(_) => true,
-            Self::Query(sqlx::Error::Database(error)) => matches!(
-                error.code().as_deref(),
-                Some("40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300")
-            ),
+            Self::Query(sqlx::Error::Database(error)) => {
+                error.code().is_some_and(|code| code.starts_with("40"))
+            }
             _ => false,
         }
     }
@@ -60,11 +59,13 @@ fn is_connectivity_error(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => true,
-        // Admin shutdown, crash shutdown, cannot connect now, too many connections.
-        sqlx::Error::Database(error) => matches!(
-            error.code().as_deref(),
-            Some("57P01" | "57P02" | "57P03" | "53300" | "08000" | "08003" | "08006")
-        ),
+        // SQLSTATE classes 08 connection exception, 53 insufficient resources, 57 operator
+        // intervention (shutdown, terminated session), 58 system error.
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            ["08", "53", "57", "58"]
+                .iter()
+                .any(|class| code.starts_with(class))
+        }),
         _ => false,
     }
 }
@@ -183,7 +184,9 @@ pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64,
         return Ok(0);
     }
     let columns = ReportColumns::from_reports(reports);
-    let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
+    // Whatever stops us from getting a connection (refused, database closed to connections, pool
+    // exhausted) means the database is unavailable, not that these reports are at fault.
+    let mut tx = pool.begin().await.map_err(StoreError::Unavailable)?;
 
     let touched = sqlx::query!(
         r#"

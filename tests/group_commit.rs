@@ -1,0 +1,356 @@
+//! The batching writer: concurrent requests end in the same state as sequential ones, a full queue
+//! answers 503 at once, one failing request does not fail its batch-mates, and a failed commit is never
+//! acknowledged.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, assert_grpc_error};
+use serde_json::{Value, json};
+use sqlx::Connection;
+use uuid::Uuid;
+
+fn report(id: Uuid, instance: Uuid, created: &str, version: &str) -> Value {
+    json!({
+        "id": id.to_string(),
+        "createTime": created,
+        "instanceId": instance.to_string(),
+        "productFamily": "PRODUCT_FAMILY_PMM",
+        "metrics": [{"key": "PMMServerVersion", "value": version}]
+    })
+}
+
+fn body(reports: &[Value]) -> String {
+    json!({ "reports": reports }).to_string()
+}
+
+/// Everything but the server-side arrival times, which differ between two runs by nature.
+async fn logical_state(app: &TestApp) -> String {
+    let query = "SELECT concat_ws(E'\\n',
+        (SELECT string_agg(concat_ws('|', instance_id, product_family, first_seen, last_seen, version,
+                                     version_seen_at, country_code, report_count), E'\\n' ORDER BY instance_id)
+         FROM instances),
+        (SELECT string_agg(concat_ws('|', report_id, instance_id, created_at, version, metrics), E'\\n' ORDER BY report_id)
+         FROM reports),
+        (SELECT string_agg(concat_ws('|', instance_id, from_version, to_version, upgraded_at, report_id, is_downgrade),
+                           E'\\n' ORDER BY instance_id, upgraded_at)
+         FROM upgrades))";
+    sqlx::query_scalar(query)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+/// Twelve instances with eight reports each, versions rising over time, in a shuffled order.
+fn workload() -> Vec<String> {
+    let versions = [
+        "3.0.0", "3.0.0", "3.1.0", "3.1.0", "3.2.0", "3.2.0", "3.10.0", "3.10.1",
+    ];
+    let mut bodies = Vec::new();
+    for instance in 0..12u128 {
+        let instance_id = Uuid::from_u128(0xaaaa_0000 + instance);
+        for (day, version) in versions.iter().enumerate() {
+            let id = Uuid::from_u128(instance << 64 | day as u128 | 1 << 120);
+            let created = format!("2025-01-{:02}T00:00:00Z", day + 1);
+            bodies.push(body(&[report(id, instance_id, &created, version)]));
+        }
+    }
+    // A deterministic shuffle: late and early reports of one instance race each other.
+    let len = bodies.len();
+    for i in 0..len {
+        bodies.swap(i, (i * 37 + 11) % len);
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn concurrent_requests_end_like_sequential_ones() {
+    let sequential = TestApp::spawn().await;
+    for request in workload() {
+        let response = sequential.post_report(request).await;
+        assert_eq!(response.status(), 200);
+    }
+
+    let concurrent = TestApp::spawn().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    // Every request twice, so that duplicates race too.
+    for request in workload().into_iter().chain(workload()) {
+        let client = concurrent.client.clone();
+        let url = concurrent.url("/v1/telemetry/GenericReport");
+        tasks.spawn(async move {
+            client
+                .post(url)
+                .body(request)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+
+    let expected = logical_state(&sequential).await;
+    assert_eq!(logical_state(&concurrent).await, expected);
+    assert_eq!(concurrent.count("reports").await, 96);
+    assert_eq!(concurrent.count("upgrades").await, 12 * 4);
+    sequential.cleanup().await;
+    concurrent.cleanup().await;
+}
+
+#[tokio::test]
+async fn full_queue_answers_503_at_once_and_recovers() {
+    let app = TestApp::spawn_with(|config| {
+        config.queue_capacity = 2;
+        config.writers = 1;
+    })
+    .await;
+    // Hold the writer up: its upsert waits for this lock, so the queue fills behind it.
+    let mut blocker = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+    sqlx::query("LOCK TABLE instances IN EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+
+    let mut waiting = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let client = app.client.clone();
+        let url = app.url("/v1/telemetry/GenericReport");
+        let request = body(&[report(
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            "2025-01-01T00:00:00Z",
+            "3.0.0",
+        )]);
+        waiting.spawn(async move {
+            client
+                .post(url)
+                .body(request)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    // Wait until both are queued (the writer holds them in a blocked batch).
+    let mut queued = false;
+    for _ in 0..100 {
+        let metrics = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("telemetry_queue_depth_reports 2") {
+            queued = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(queued, "two reports should be waiting for the commit");
+
+    let refused = app
+        .post_report(body(&[report(
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            "2025-01-01T00:00:00Z",
+            "3.0.0",
+        )]))
+        .await;
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("5")
+    );
+    assert_grpc_error(refused, 503, 14).await;
+
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    while let Some(status) = waiting.join_next().await {
+        assert_eq!(
+            status.unwrap(),
+            200,
+            "queued requests are committed once the lock goes"
+        );
+    }
+    assert_eq!(
+        app.count("reports").await,
+        2,
+        "the refused report was not stored"
+    );
+    let response = app
+        .post_report(body(&[report(
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            "2025-01-01T00:00:00Z",
+            "3.0.0",
+        )]))
+        .await;
+    assert_eq!(response.status(), 200);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn one_failing_request_does_not_fail_its_batch() {
+    let app = TestApp::spawn_with(|config| {
+        config.writers = 1;
+        config.batch_max_delay_ms = 200;
+    })
+    .await;
+    // A database-side rule that refuses one instance: stands for any failure validation cannot foresee.
+    let poison = Uuid::new_v4();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.instance_id = '{poison}' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse_poison BEFORE INSERT ON reports FOR EACH ROW EXECUTE FUNCTION refuse_poison();"
+    )))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..20 {
+        let instance = if index == 7 { poison } else { Uuid::new_v4() };
+        let client = app.client.clone();
+        let url = app.url("/v1/telemetry/GenericReport");
+        let request = body(&[report(
+            Uuid::new_v4(),
+            instance,
+            "2025-01-01T00:00:00Z",
+            "3.0.0",
+        )]);
+        tasks.spawn(async move {
+            (
+                instance,
+                client
+                    .post(url)
+                    .body(request)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status(),
+            )
+        });
+    }
+    let mut batches_seen = 0;
+    while let Some(result) = tasks.join_next().await {
+        let (instance, status) = result.unwrap();
+        if instance == poison {
+            assert!(
+                status.is_server_error(),
+                "the failing request is not acknowledged"
+            );
+        } else {
+            assert_eq!(status, 200);
+            batches_seen += 1;
+        }
+    }
+    assert_eq!(batches_seen, 19);
+    assert_eq!(app.count("reports").await, 19);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn nothing_unstored_is_acknowledged_when_the_database_goes_away() {
+    let app = TestApp::spawn_with(|config| {
+        config.database_acquire_timeout_secs = 1;
+    })
+    .await;
+    let admin = sqlx::PgPool::connect(&common::admin_url()).await.unwrap();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..300u32 {
+        let client = app.client.clone();
+        let url = app.url("/v1/telemetry/GenericReport");
+        let id = Uuid::new_v4();
+        let request = body(&[report(id, Uuid::new_v4(), "2025-01-01T00:00:00Z", "3.0.0")]);
+        tasks.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(u64::from(index) * 5)).await;
+            let status = client
+                .post(url)
+                .body(request)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            (id, status)
+        });
+    }
+    // Mid-run, the service's database refuses connections and its sessions are killed.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let lock_out = format!(
+        "ALTER DATABASE \"{0}\" ALLOW_CONNECTIONS false",
+        app.database_name
+    );
+    sqlx::query(sqlx::AssertSqlSafe(lock_out))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&app.database_name)
+        .execute(&admin)
+        .await
+        .unwrap();
+
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    while let Some(result) = tasks.join_next().await {
+        let (id, status) = result.unwrap();
+        match status.as_u16() {
+            200 => acknowledged.push(id),
+            503 => refused += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(refused > 0, "the outage was noticed");
+
+    let let_in = format!(
+        "ALTER DATABASE \"{0}\" ALLOW_CONNECTIONS true",
+        app.database_name
+    );
+    sqlx::query(sqlx::AssertSqlSafe(let_in))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let mut check = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let stored: Vec<Uuid> = sqlx::query_scalar("SELECT report_id FROM reports")
+        .fetch_all(&mut check)
+        .await
+        .unwrap();
+    for id in &acknowledged {
+        assert!(stored.contains(id), "acknowledged report {id} is stored");
+    }
+
+    // The service recovers by itself once the database is back.
+    let mut recovered = false;
+    for _ in 0..50 {
+        let response = app
+            .post_report(body(&[report(
+                Uuid::new_v4(),
+                Uuid::new_v4(),
+                "2025-01-02T00:00:00Z",
+                "3.0.0",
+            )]))
+            .await;
+        if response.status() == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "ingest works again without a restart");
+    check.close().await.ok();
+    admin.close().await;
+    app.cleanup().await;
+}
