@@ -17,12 +17,14 @@ use serde_json::json;
 use sqlx::PgPool;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::client_ip::TrustedProxies;
 use crate::geoip::GeoIp;
 use crate::ingest::{self, IngestError, Limits};
 use crate::observability;
+use crate::rate_limit::ClientRateLimiter;
 use crate::store::{self, NewReport};
 use crate::writer::{WriteError, Writer};
 
@@ -40,19 +42,38 @@ pub struct AppState {
     pub trusted_proxies: TrustedProxies,
     pub limits: Limits,
     pub metrics: PrometheusHandle,
+    pub rate_limiter: Option<ClientRateLimiter>,
+}
+
+/// Settings that shape the router rather than any one handler.
+#[derive(Clone, Copy, Debug)]
+pub struct RouterOptions {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    /// Served over TLS: responses then carry HSTS.
+    pub tls: bool,
 }
 
 /// Builds the router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the
 /// client address is needed for the country lookup.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, options: RouterOptions) -> Router {
     let ingest = Router::new()
         .route(
             GENERIC_REPORT_PATH,
             post(generic_report)
                 .fallback(|| async { ApiError::MethodNotAllowed { allow: "POST" } }),
         )
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(RequestDecompressionLayer::new().gzip(true));
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(RequestDecompressionLayer::new().gzip(true))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit));
+
+    let hsts = options.tls.then(|| {
+        SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        )
+    });
+    let request_timeout = options.request_timeout;
 
     Router::new()
         .merge(ingest)
@@ -60,7 +81,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus_metrics))
         .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn(move |request, next| {
+            time_limit(request_timeout, request, next)
+        }))
         .layer(middleware::from_fn(count_requests))
+        .layer(tower::util::option_layer(hsts))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -161,6 +186,35 @@ async fn prometheus_metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Answers 408 when a request (a slowly sent body, typically) takes longer than allowed.
+async fn time_limit(limit: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
+/// Refuses a client over its rate with 429 before its body is even read.
+async fn rate_limit(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(limiter) = &state.rate_limiter {
+        let client = state
+            .trusted_proxies
+            .client_ip(peer.ip(), request.headers());
+        if let Err(wait) = limiter.check(client) {
+            return ApiError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            }
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
 async fn count_requests(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
@@ -187,6 +241,10 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     #[error("not found")]
     NotFound,
+    #[error("too many requests from this client; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the request took too long to arrive")]
+    Timeout,
 }
 
 impl From<BytesRejection> for ApiError {
@@ -209,6 +267,8 @@ impl ApiError {
             Self::Write(_) => (StatusCode::SERVICE_UNAVAILABLE, 14),
             Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, 12),
             Self::NotFound => (StatusCode::NOT_FOUND, 5),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, 8),
+            Self::Timeout => (StatusCode::REQUEST_TIMEOUT, 4),
         }
     }
 
@@ -224,6 +284,8 @@ impl ApiError {
             Self::Write(WriteError::Unavailable | WriteError::ShuttingDown) => "unavailable",
             Self::Write(WriteError::Failed) => "store_failed",
             Self::MethodNotAllowed { .. } | Self::NotFound => "not_a_report",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Timeout => "timeout",
         }
     }
 }

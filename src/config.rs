@@ -122,6 +122,22 @@ pub struct Config {
     #[arg(long, env = "WRITERS", default_value_t = WriterSettings::default().writers)]
     pub writers: usize,
 
+    /// Seconds a request may take from its first byte to its answer before it gets 408.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// Seconds a client may take to send its request headers before the connection is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Reports requests allowed per client per minute on average; 0 turns the rate limit off.
+    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 0)]
+    pub rate_limit_per_minute: u32,
+
+    /// Requests a client may send in a burst before the per-minute rate applies.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 20)]
+    pub rate_limit_burst: u32,
+
     /// Seconds given to in-flight requests and batches after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod geoip;
 pub mod ingest;
 pub mod observability;
+pub mod rate_limit;
 pub mod server;
 pub mod store;
 pub mod writer;

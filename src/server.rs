@@ -6,16 +6,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum_server::tls_rustls::RustlsConfig;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::{JoinHandle, JoinSet};
 
-use crate::app::{self, AppState};
+use crate::app::{self, AppState, RouterOptions};
 use crate::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::geoip::{GeoIp, GeoIpError};
 use crate::observability;
+use crate::rate_limit::ClientRateLimiter;
 use crate::store::{self, DatabaseSettings, StoreError};
 use crate::writer::Writer;
 
@@ -35,6 +36,13 @@ pub enum StartupError {
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot load TLS certificate {cert} / key {key}: {source}")]
+    Tls {
+        cert: PathBuf,
+        key: PathBuf,
         #[source]
         source: std::io::Error,
     },
@@ -111,14 +119,17 @@ pub struct RunningServer {
     pub local_addr: SocketAddr,
     pub pool: PgPool,
     pub geoip: Arc<GeoIp>,
-    stop: oneshot::Sender<()>,
+    handle: axum_server::Handle<SocketAddr>,
+    grace: Duration,
     task: JoinHandle<Result<(), StartupError>>,
 }
 
 impl RunningServer {
-    /// Stops accepting, lets in-flight requests and queued batches finish, and returns when done.
+    /// Stops accepting, lets in-flight requests and queued batches finish (within the grace period),
+    /// and returns when done.
     pub async fn shutdown(self) -> Result<(), StartupError> {
-        self.stop.send(()).ok();
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        self.handle.graceful_shutdown(Some(self.grace));
         match self.task.await {
             Ok(result) => result,
             Err(join_error) => Err(StartupError::Serve(std::io::Error::other(join_error))),
@@ -132,6 +143,10 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
     let geoip = Arc::new(open_geoip(config.geoip_database.as_deref())?);
     let current = geoip.current();
     tracing::info!(path = %current.path().display(), database_type = current.database_type(), "GeoIP database loaded");
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(load_tls(cert, key).await?),
+        _ => None,
+    };
 
     let pool = connect_with_retry(
         &config.database(),
@@ -140,20 +155,17 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
     .await?;
     store::migrate(&pool).await?;
 
-    let listener = TcpListener::bind(config.listen_addr)
-        .await
-        .map_err(|source| StartupError::Listen {
-            addr: config.listen_addr,
-            source,
-        })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| StartupError::Listen {
-            addr: config.listen_addr,
-            source,
-        })?;
+    let listen_error = |source| StartupError::Listen {
+        addr: config.listen_addr,
+        source,
+    };
+    let listener = std::net::TcpListener::bind(config.listen_addr).map_err(listen_error)?;
+    listener.set_nonblocking(true).map_err(listen_error)?;
+    let local_addr = listener.local_addr().map_err(listen_error)?;
 
     let (writer, mut writer_tasks) = Writer::start(pool.clone(), config.writer());
+    let rate_limiter =
+        ClientRateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst);
     let state = AppState {
         pool: pool.clone(),
         writer,
@@ -161,50 +173,108 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
         limits: config.limits(),
         metrics,
+        rate_limiter: rate_limiter.clone(),
     };
-    let router = app::router(state, config.max_body_bytes);
-    let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let (stop, stopped) = oneshot::channel::<()>();
-
-    let task = tokio::spawn(async move {
-        let serve = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            stopped.await.ok();
-            tracing::info!("shutting down: no new connections, finishing requests in flight");
+    let router = app::router(
+        state,
+        RouterOptions {
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: Duration::from_secs(config.request_timeout_secs),
+            tls: tls.is_some(),
+        },
+    );
+    let make_service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+    let header_timeout = Duration::from_secs(config.header_read_timeout_secs);
+    let mut background = JoinSet::new();
+    if let Some(limiter) = rate_limiter {
+        background.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                limiter.forget_idle_clients();
+            }
         });
-        let served = match tokio::time::timeout(grace, async { serve.await }).await {
-            Ok(result) => result.map_err(StartupError::Serve),
-            Err(_) => {
-                tracing::warn!(
-                    grace_secs = grace.as_secs(),
-                    "grace period over, closing remaining connections"
-                );
-                Ok(())
+    }
+    if let (Some(tls), Some(cert), Some(key)) = (&tls, &config.tls_cert, &config.tls_key) {
+        background.spawn(reload_tls_on_sighup(tls.clone(), cert.clone(), key.clone()));
+    }
+
+    let serve_handle = handle.clone();
+    let task = tokio::spawn(async move {
+        let served = match tls {
+            Some(tls) => {
+                let mut server = axum_server::from_tcp_rustls(listener, tls)
+                    .map_err(StartupError::Serve)?
+                    .handle(serve_handle);
+                limit_slow_clients(server.http_builder(), header_timeout);
+                server
+                    .first_request_timeout(header_timeout)
+                    .serve(make_service)
+                    .await
+            }
+            None => {
+                let mut server = axum_server::from_tcp(listener)
+                    .map_err(StartupError::Serve)?
+                    .handle(serve_handle);
+                limit_slow_clients(server.http_builder(), header_timeout);
+                server
+                    .first_request_timeout(header_timeout)
+                    .serve(make_service)
+                    .await
             }
         };
-        // The router, and with it every Writer handle, is gone now: the writer tasks commit what is
-        // queued and stop.
-        let drained = tokio::time::timeout(grace, async {
-            while writer_tasks.join_next().await.is_some() {}
-        })
-        .await;
-        match drained {
-            Ok(()) => tracing::info!("all queued reports committed"),
-            Err(_) => {
-                tracing::warn!("connections still open after the grace period; stopping the writer")
-            }
-        }
-        served
+        background.shutdown().await;
+        // Every connection, and with it every Writer handle, is gone now: the writer tasks commit
+        // what is queued and stop.
+        while writer_tasks.join_next().await.is_some() {}
+        tracing::info!("all queued reports committed");
+        served.map_err(StartupError::Serve)
     });
     tracing::info!(addr = %local_addr, "listening");
     Ok(RunningServer {
         local_addr,
         pool,
         geoip,
-        stop,
+        handle,
+        grace: Duration::from_secs(config.shutdown_grace_secs),
         task,
     })
+}
+
+/// Slowloris defence: a client that trickles its headers loses the connection after `header_timeout`.
+fn limit_slow_clients(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    header_timeout: Duration,
+) {
+    builder.http1().header_read_timeout(Some(header_timeout));
+    builder
+        .http2()
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(256);
+}
+
+async fn load_tls(cert: &Path, key: &Path) -> Result<RustlsConfig, StartupError> {
+    RustlsConfig::from_pem_file(cert, key)
+        .await
+        .map_err(|source| StartupError::Tls {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            source,
+        })
+}
+
+/// Re-reads the certificate and key on SIGHUP (after a renewal); a bad pair keeps the old one in use.
+async fn reload_tls_on_sighup(tls: RustlsConfig, cert: PathBuf, key: PathBuf) {
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP; TLS certificates will not be reloaded");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match tls.reload_from_pem_file(&cert, &key).await {
+            Ok(()) => tracing::info!(cert = %cert.display(), "TLS certificate reloaded"),
+            Err(error) => tracing::error!(cert = %cert.display(), key = %key.display(), %error,
+                "TLS certificate not reloaded, keeping the current one"),
+        }
+    }
 }

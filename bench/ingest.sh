@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Ingest benchmark: the database's own ceiling for one-transaction-per-report, against the service's
+# group commit, over real HTTP on loopback. Prints the figures and the service/naive ratio and appends
+# the run to docs/performance.md. Give it the machine to itself.
+#
+#   bench/ingest.sh                      # defaults below
+#   SECONDS_PER_RUN=20 bench/ingest.sh   # shorter
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ADMIN_URL=${ADMIN_URL:-postgres://postgres@localhost:5432/postgres}
+BENCH_DB=${BENCH_DB:-telemetry_bench}
+BENCH_URL=${ADMIN_URL%/*}/$BENCH_DB
+PORT=${PORT:-18099}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-30}
+PGBENCH_SECONDS=${PGBENCH_SECONDS:-15}
+CLIENT_COUNTS=${CLIENT_COUNTS:-"1 2 4 8 16 32"}
+WRK_CONNECTIONS=${WRK_CONNECTIONS:-128}
+INSTANCES=${INSTANCES:-100000}
+export BENCH_INSTANCES=$INSTANCES BENCH_FIXTURES=tests/fixtures
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+command -v pgbench >/dev/null || { echo "pgbench is needed (postgresql-client)"; exit 1; }
+
+echo "== building (release)"
+cargo build --release --quiet --bin telemetry-server --example loadgen
+BIN=target/release/telemetry-server
+LOADGEN=target/release/examples/loadgen
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+reset_db() {
+    psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null
+    DATABASE_URL=$BENCH_URL "$BIN" migrate >/dev/null
+}
+rows() { psql -qtA "$BENCH_URL" -c "SELECT count(*) FROM reports"; }
+
+sync_commit=$(psql -qtA "$ADMIN_URL" -c "SHOW synchronous_commit")
+[ "$sync_commit" = "on" ] || { echo "synchronous_commit must be on (it is $sync_commit)"; exit 1; }
+
+echo "== 1. naive ceiling: pgbench, one transaction per report"
+reset_db
+python3 - <<'PY' | psql -q "$BENCH_URL"
+import json
+def literal(path):
+    metrics = json.load(open(path))["reports"][0]["metrics"]
+    return "'" + json.dumps(metrics).replace("'", "''") + "'"
+print("CREATE TABLE bench_payload (kind int PRIMARY KEY, metrics jsonb NOT NULL);")
+print("INSERT INTO bench_payload VALUES (1, %s), (2, %s);" % (
+    literal("tests/fixtures/pmm-generic-report-1.json"), literal("tests/fixtures/telemetry-agent-ps.json")))
+PY
+cat > "$work/naive.sql" <<'SQL'
+\set instance random(1, :instances)
+\set kind random(1, 5)
+\set bump random(0, 99)
+\set minor 30 + mod(:instance, 10) + case when :bump < 3 then 1 else 0 end
+\set hi random(0, 281474976710655)
+\set lo random(0, 4294967295)
+BEGIN;
+WITH previous AS (
+    SELECT version FROM instances
+    WHERE instance_id = ('00000000-0000-4000-8000-' || lpad(to_hex(:instance), 12, '0'))::uuid
+      AND product_family = 'PRODUCT_FAMILY_PS'
+    FOR UPDATE
+)
+INSERT INTO upgrades (instance_id, product_family, from_version, to_version, upgraded_at, report_id)
+SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(:instance), 12, '0'))::uuid, 'PRODUCT_FAMILY_PS',
+       version, '8.0.' || :minor, now(),
+       (lpad(to_hex(:lo), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(:hi), 12, '0'))::uuid
+FROM previous WHERE version <> '8.0.' || :minor;
+INSERT INTO instances (instance_id, product_family, first_seen, last_seen, version, version_seen_at,
+                       country_code, report_count, last_received_at)
+VALUES (('00000000-0000-4000-8000-' || lpad(to_hex(:instance), 12, '0'))::uuid, 'PRODUCT_FAMILY_PS',
+        now(), now(), '8.0.' || :minor, now(), 'US', 1, now())
+ON CONFLICT (instance_id, product_family) DO UPDATE SET
+    last_seen = excluded.last_seen, version = excluded.version, version_seen_at = excluded.version_seen_at,
+    country_code = excluded.country_code, report_count = instances.report_count + 1,
+    last_received_at = excluded.last_received_at;
+INSERT INTO reports (report_id, instance_id, product_family, created_at, received_at, version, country_code,
+                     up_duration_seconds, protocol, metrics)
+SELECT (lpad(to_hex(:lo), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(:hi), 12, '0'))::uuid,
+       ('00000000-0000-4000-8000-' || lpad(to_hex(:instance), 12, '0'))::uuid, 'PRODUCT_FAMILY_PS',
+       now(), now(), '8.0.' || :minor, 'US', NULL, 'GenericReport', metrics
+FROM bench_payload WHERE kind = CASE WHEN :kind = 1 THEN 1 ELSE 2 END
+ON CONFLICT (report_id) DO NOTHING;
+END;
+SQL
+best_tps=0; best_clients=0
+for clients in $CLIENT_COUNTS; do
+    tps=$(pgbench -n -q -f "$work/naive.sql" -D instances="$INSTANCES" -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" \
+          -T "$PGBENCH_SECONDS" "$BENCH_URL" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+    printf '   %3s clients: %8.1f tx/s\n' "$clients" "$tps"
+    if awk "BEGIN{exit !($tps > $best_tps)}"; then best_tps=$tps; best_clients=$clients; fi
+done
+echo "   best: $best_tps reports/s at $best_clients clients"
+
+start_server() {
+    DATABASE_URL=$BENCH_URL LISTEN_ADDR=127.0.0.1:$PORT RUST_LOG=warn "$BIN" >"$work/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 100); do
+        curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && return 0
+        sleep 0.2
+    done
+    echo "service did not start:"; cat "$work/server.log"; exit 1
+}
+peak_rss_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status"; }
+
+echo "== 2. service maximum: wrk, $WRK_CONNECTIONS connections, ${SECONDS_PER_RUN}s"
+reset_db
+start_server
+rows_before=$(rows)
+wrk -t2 -c"$WRK_CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency -s bench/ingest.lua "http://127.0.0.1:$PORT" >"$work/wrk.txt"
+sleep 1
+rows_after=$(rows)
+result=$(grep WRK_RESULT "$work/wrk.txt")
+wrk_ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$result")
+wrk_other=$(sed -n 's/.* other=\([0-9]*\).*/\1/p' <<<"$result")
+wrk_errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$result")
+wrk_us=$(sed -n 's/.* duration_us=\([0-9]*\).*/\1/p' <<<"$result")
+service_rate=$(awk "BEGIN{printf \"%.1f\", $wrk_ok / ($wrk_us / 1000000)}")
+wrk_new_rows=$((rows_after - rows_before))
+echo "   $wrk_ok reports acknowledged ($service_rate/s), $wrk_other other answers, $wrk_errors socket errors, $wrk_new_rows new rows"
+
+echo "== 3. latency at half that rate, open loop, ${SECONDS_PER_RUN}s"
+half_rate=$(awk "BEGIN{printf \"%d\", $service_rate / 2}")
+rows_before=$(rows)
+"$LOADGEN" --url "http://127.0.0.1:$PORT" --rate "$half_rate" --seconds "$SECONDS_PER_RUN" \
+    --instances "$INSTANCES" >"$work/loadgen.txt"
+sleep 1
+rows_after=$(rows)
+result=$(grep LOADGEN_RESULT "$work/loadgen.txt")
+lg_ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$result")
+lg_statuses=$(sed -n 's/.* statuses=\([^ ]*\).*/\1/p' <<<"$result")
+p50=$(sed -n 's/.* p50_ms=\([0-9.]*\).*/\1/p' <<<"$result")
+p99=$(sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p' <<<"$result")
+max=$(sed -n 's/.* max_ms=\([0-9.]*\).*/\1/p' <<<"$result")
+lg_new_rows=$((rows_after - rows_before))
+rss=$(peak_rss_mb)
+echo "   at $half_rate/s: p50 ${p50} ms, p99 ${p99} ms, max ${max} ms; answers $lg_statuses; $lg_new_rows new rows"
+
+echo "== 4. nothing acknowledged is missing"
+ack_total=$((wrk_ok + lg_ok)); new_total=$((wrk_new_rows + lg_new_rows))
+if [ "$ack_total" -eq "$new_total" ]; then verdict="ok"; else verdict="MISMATCH"; fi
+echo "   200 responses: $ack_total, new rows: $new_total → $verdict"
+
+echo "== 5. result"
+ratio=$(awk "BEGIN{printf \"%.2f\", $service_rate / $best_tps}")
+echo "   naive ceiling:  $best_tps reports/s (pgbench, $best_clients clients)"
+echo "   service:        $service_rate reports/s"
+echo "   service/naive:  $ratio   (target ≥ 3)"
+echo "   p99 at half:    $p99 ms  (target < 50)"
+echo "   server peak RSS $rss MB  (target < 150)"
+
+cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
+pg=$(psql -qtA "$ADMIN_URL" -c "SHOW server_version")
+{
+    [ -s docs/performance.md ] || printf '# Performance\n'
+    printf '\n## Ingest run %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+    printf 'Machine: %s cores (%s), %s; PostgreSQL %s, synchronous_commit=%s; release build; loopback.\n' \
+        "$(nproc)" "$cpu" "$mem" "$pg" "$sync_commit"
+    printf 'Writer settings: defaults (see `telemetry-server --help`). %s s per run, %s instance ids.\n\n' "$SECONDS_PER_RUN" "$INSTANCES"
+    printf '| measure | value |\n|---|---|\n'
+    printf '| naive ceiling (pgbench, 1 tx per report, best of %s clients) | %s reports/s at %s clients |\n' "$CLIENT_COUNTS" "$best_tps" "$best_clients"
+    printf '| service maximum (wrk, %s connections) | %s reports/s |\n' "$WRK_CONNECTIONS" "$service_rate"
+    printf '| **service/naive** | **%s** (target ≥ 3) |\n' "$ratio"
+    printf '| latency at %s req/s (half the maximum): p50 / p99 / max | %s / %s / %s ms (p99 target < 50) |\n' "$half_rate" "$p50" "$p99" "$max"
+    printf '| answers at half rate | %s |\n' "$lg_statuses"
+    printf '| 200 responses vs new rows | %s vs %s: %s |\n' "$ack_total" "$new_total" "$verdict"
+    printf '| server peak RSS | %s MB (target < 150) |\n' "$rss"
+} >>docs/performance.md
+echo "   appended to docs/performance.md"
+[ "$verdict" = "ok" ]

@@ -1,0 +1,195 @@
+//! Open-loop load generator for `bench/ingest.sh` and `bench/faults.sh`: sends fresh GenericReports at a
+//! fixed rate (latency is measured from each request's scheduled start, so a slow server cannot hide
+//! its queueing), and writes every acknowledged report id to a file so a script can check that the
+//! database holds each one.
+//!
+//! cargo run --release --example loadgen -- --url http://127.0.0.1:8080 --rate 1000 --seconds 30
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::Value;
+use tokio::sync::{Mutex, Semaphore};
+use uuid::Uuid;
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Base URL of the service.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Requests per second.
+    #[arg(long, default_value_t = 500)]
+    rate: u32,
+    /// How long to send, in seconds.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Size of the instance-id pool reports are drawn from.
+    #[arg(long, default_value_t = 100_000)]
+    instances: u128,
+    /// Share of PMM-sized bodies; the rest are agent-sized.
+    #[arg(long, default_value_t = 0.2)]
+    pmm_share: f64,
+    /// Most requests in flight at once (the generator's own bound, so it stops by itself).
+    #[arg(long, default_value_t = 2000)]
+    max_in_flight: usize,
+    /// Where to write the ids of acknowledged (200) reports, one per line.
+    #[arg(long)]
+    acknowledged_out: Option<PathBuf>,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+}
+
+fn fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    serde_json::from_slice(&std::fs::read(path).expect("fixture readable"))
+        .expect("fixture is JSON")
+}
+
+/// A cheap, seedable generator: good enough to spread instances and sizes, no extra dependency.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn build_body(template: &Value, random: &mut SplitMix, args: &Args) -> (Uuid, String) {
+    let mut body = template.clone();
+    let report = &mut body["reports"][0];
+    let instance = u128::from(random.next()) % args.instances.max(1);
+    let report_id = Uuid::new_v4();
+    let mut minor = (instance % 10) as u64;
+    if random.unit() < 0.03 {
+        minor += 1;
+    }
+    report["id"] = report_id.to_string().into();
+    report["instanceId"] = Uuid::from_u128(0x4000_8000_0000_0000_0000 | instance)
+        .to_string()
+        .into();
+    report["createTime"] = chrono::Utc::now().to_rfc3339().into();
+    for metric in report["metrics"].as_array_mut().into_iter().flatten() {
+        match metric["key"].as_str() {
+            Some("PMMServerVersion") => metric["value"] = format!("3.{minor}.0").into(),
+            Some("pillar_version") => metric["value"] = format!("8.0.{}", 30 + minor).into(),
+            _ => {}
+        }
+    }
+    (report_id, body.to_string())
+}
+
+#[derive(Default)]
+struct Outcome {
+    latencies_us: Vec<u64>,
+    statuses: BTreeMap<u16, u64>,
+    errors: u64,
+    acknowledged: Vec<Uuid>,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Arc::new(Args::parse());
+    let agent = fixture("telemetry-agent-ps.json");
+    let pmm = fixture("pmm-generic-report-1.json");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(args.timeout))
+        .pool_max_idle_per_host(args.max_in_flight)
+        .build()
+        .expect("client builds");
+    let url = format!("{}/v1/telemetry/GenericReport", args.url);
+    let outcome = Arc::new(Mutex::new(Outcome::default()));
+    let in_flight = Arc::new(Semaphore::new(args.max_in_flight));
+    let mut random = SplitMix(u64::from(std::process::id()) << 32 | 0x5eed);
+
+    let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let end = Instant::now() + Duration::from_secs(args.seconds);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut skipped = 0u64;
+    while Instant::now() < end {
+        let scheduled = ticker.tick().await.into_std();
+        let template = if random.unit() < args.pmm_share {
+            &pmm
+        } else {
+            &agent
+        };
+        let (report_id, body) = build_body(template, &mut random, &args);
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            skipped += 1;
+            continue;
+        };
+        let (client, url, outcome) = (client.clone(), url.clone(), outcome.clone());
+        tasks.spawn(async move {
+            let result = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            let elapsed = scheduled.elapsed().as_micros() as u64;
+            let mut outcome = outcome.lock().await;
+            match result {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    *outcome.statuses.entry(status).or_default() += 1;
+                    if status == 200 {
+                        outcome.latencies_us.push(elapsed);
+                        outcome.acknowledged.push(report_id);
+                    }
+                }
+                Err(_) => outcome.errors += 1,
+            }
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+
+    let mut outcome = outcome.lock().await;
+    outcome.latencies_us.sort_unstable();
+    let percentile = |p: f64| -> f64 {
+        let latencies = &outcome.latencies_us;
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[index] as f64 / 1000.0
+    };
+    let statuses: Vec<String> = outcome
+        .statuses
+        .iter()
+        .map(|(status, count)| format!("{status}:{count}"))
+        .collect();
+    let sent: u64 = outcome.statuses.values().sum::<u64>() + outcome.errors;
+    println!(
+        "LOADGEN_RESULT sent={sent} ok={} statuses={} errors={} skipped={skipped} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+        outcome.statuses.get(&200).copied().unwrap_or(0),
+        statuses.join(","),
+        outcome.errors,
+        percentile(0.50),
+        percentile(0.99),
+        outcome.latencies_us.last().copied().unwrap_or(0) as f64 / 1000.0,
+    );
+    if let Some(path) = &args.acknowledged_out {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("output file"));
+        for id in &outcome.acknowledged {
+            writeln!(file, "{id}").expect("write acknowledged id");
+        }
+    }
+}
