@@ -24,6 +24,7 @@ use crate::geoip::GeoIp;
 use crate::ingest::{self, IngestError, Limits};
 use crate::observability;
 use crate::store::{self, NewReport};
+use crate::web;
 use crate::writer::{WriteError, Writer};
 
 pub const GENERIC_REPORT_PATH: &str = "/v1/telemetry/GenericReport";
@@ -59,7 +60,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus_metrics))
-        .fallback(|| async { ApiError::NotFound })
+        .merge(web::routes())
+        .fallback(web::not_found)
+        .layer(middleware::from_fn(web::security_headers))
         .layer(middleware::from_fn(count_requests))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
