@@ -161,9 +161,7 @@ impl Group {
                  checks are switched on."
             }
             Self::MonitoredMySql => "Versions and size figures of the MySQL servers PMM monitors.",
-            Self::MonitoredMongoDb => {
-                "Versions and topology of the MongoDB servers PMM monitors."
-            }
+            Self::MonitoredMongoDb => "Versions and topology of the MongoDB servers PMM monitors.",
             Self::MonitoredPostgreSql => {
                 "Versions and extensions of the PostgreSQL servers PMM monitors."
             }
@@ -171,7 +169,9 @@ impl Group {
             Self::GrafanaUsers => "How many people use PMM's dashboards; never who they are.",
             Self::NodesAndServices => "How many nodes, services and clusters PMM monitors.",
             Self::AgentVersions => "Versions of the PMM agents and exporters that are installed.",
-            Self::NodeTypes => "What kind of nodes are monitored and which operating systems they run.",
+            Self::NodeTypes => {
+                "What kind of nodes are monitored and which operating systems they run."
+            }
             Self::PmmServerHost => "Size and load of the machine that runs PMM Server.",
             Self::FeatureUsage => {
                 "Counts of alerts, advisor checks, backups, exports, API calls and slow screens."
@@ -331,7 +331,12 @@ const MYSQL_AND_POSTGRESQL: &[ProductFamily] = &[F::Ps, F::Pxc, F::Postgresql];
 const MONGODB: &[ProductFamily] = &[F::Psmdb];
 const POSTGRESQL: &[ProductFamily] = &[F::Postgresql];
 
-const fn pmm(key: &'static str, group: Group, value: ValueKind, meaning: &'static str) -> MetricKey {
+const fn pmm(
+    key: &'static str,
+    group: Group,
+    value: ValueKind,
+    meaning: &'static str,
+) -> MetricKey {
     MetricKey::new(key, group, PMM, value, meaning)
 }
 

@@ -113,12 +113,10 @@ async fn html_not_found() -> Response {
 async fn landing_page(State(state): State<AppState>) -> Result<Html<String>, WebError> {
     let database = state.geoip.current();
     let page = LandingPage::new(GeoIpCredit::of(&database));
-    page.render()
-        .map(Html)
-        .map_err(|source| WebError::Render {
-            page: "landing",
-            source,
-        })
+    page.render().map(Html).map_err(|source| WebError::Render {
+        page: "landing",
+        source,
+    })
 }
 
 /// Security headers on every response; the Content-Security-Policy on HTML, where it has effect.
