@@ -26,6 +26,7 @@ use crate::ingest::{self, IngestError, Limits};
 use crate::observability;
 use crate::rate_limit::ClientRateLimiter;
 use crate::store::{self, NewReport};
+use crate::web;
 use crate::writer::{WriteError, Writer};
 
 pub const GENERIC_REPORT_PATH: &str = "/v1/telemetry/GenericReport";
@@ -80,7 +81,9 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus_metrics))
-        .fallback(|| async { ApiError::NotFound })
+        .merge(web::routes())
+        .fallback(web::not_found)
+        .layer(middleware::from_fn(web::security_headers))
         .layer(middleware::from_fn(move |request, next| {
             time_limit(request_timeout, request, next)
         }))

@@ -1,10 +1,12 @@
 //! telemetry-server: the receiving end of Percona product telemetry.
 //!
 //! `ingest` decodes the wire format, `geoip` and `client_ip` turn the sender's address into a
-//! country, `store` holds all SQL, `writer` batches commits, `app` is the HTTP surface, and `server`
-//! wires them together at start-up.
+//! country, `store` holds all SQL, `writer` batches commits, `app` is the HTTP surface, `web` the
+//! landing page built from the `catalogue` of known metric keys, and `server` wires them together
+//! at start-up.
 
 pub mod app;
+pub mod catalogue;
 pub mod client_ip;
 pub mod config;
 pub mod geoip;
@@ -13,4 +15,5 @@ pub mod observability;
 pub mod rate_limit;
 pub mod server;
 pub mod store;
+pub mod web;
 pub mod writer;

@@ -1,0 +1,452 @@
+//! The public face for people: the landing page, the API description, the HTML 404 page, static
+//! assets, and the security and caching headers they carry.
+//!
+//! Static files are compiled into the binary and served through tower-http's `ServeDir` with an
+//! in-memory backend, so an installed binary needs no asset directory next to it.
+
+use std::future::{Ready, ready};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{self, Cursor};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::LazyLock;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::handler::HandlerWithoutStateExt;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
+use tower_http::compression::CompressionLayer;
+use tower_http::services::ServeDir;
+use tower_http::services::fs::{Backend, File, Metadata};
+
+use crate::app::{ApiError, AppState, GENERIC_REPORT_PATH};
+use crate::catalogue::{self, Group, MetricKey, Product};
+use crate::geoip::{CountryDatabase, RecordLayout};
+use crate::server::BUNDLED_GEOIP_FILE;
+
+/// Every file under `static/`, by its path relative to that directory.
+static ASSETS: &[(&str, &[u8])] = &[
+    ("style.css", include_bytes!("../static/style.css")),
+    ("favicon.svg", include_bytes!("../static/favicon.svg")),
+    ("favicon.ico", include_bytes!("../static/favicon.ico")),
+    ("robots.txt", include_bytes!("../static/robots.txt")),
+    ("openapi.json", include_bytes!("../static/openapi.json")),
+];
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; object-src 'none'; \
+     style-src 'self'; img-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+/// How long browsers and proxies may reuse each kind of response.
+const PAGE_CACHE: &str = "public, max-age=300";
+const API_DESCRIPTION_CACHE: &str = "public, max-age=3600";
+const ASSET_CACHE: &str = "public, max-age=86400";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("rendering the {page} page failed: {source}")]
+    Render {
+        page: &'static str,
+        #[source]
+        source: askama::Error,
+    },
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self, "page not rendered");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The page could not be rendered.",
+        )
+            .into_response()
+    }
+}
+
+/// The routes for people and for the API description. Unknown paths are answered by [`not_found`],
+/// which the main router installs as its fallback.
+pub fn routes() -> Router<AppState> {
+    let assets = ServeDir::with_backend("static", EmbeddedAssets)
+        .append_index_html_on_directories(false)
+        .fallback(html_not_found.into_service());
+    Router::new()
+        .route("/", get(landing_page))
+        .route_service("/openapi.json", assets.clone())
+        .route_service("/robots.txt", assets.clone())
+        .route_service("/favicon.ico", assets.clone())
+        .nest_service("/static", assets)
+        .layer(middleware::from_fn(cache_headers))
+        .layer(CompressionLayer::new())
+}
+
+/// Fallback for every unmatched path: API clients under `/v1/` get the grpc-gateway JSON error they
+/// can decode, everyone else gets the HTML page.
+pub async fn not_found(uri: Uri) -> Response {
+    if uri.path() == "/v1" || uri.path().starts_with("/v1/") {
+        ApiError::NotFound.into_response()
+    } else {
+        html_not_found().await
+    }
+}
+
+async fn html_not_found() -> Response {
+    let page = NotFoundPage {
+        asset_version: asset_version(),
+    };
+    match page.render() {
+        Ok(html) => (StatusCode::NOT_FOUND, Html(html)).into_response(),
+        Err(source) => WebError::Render {
+            page: "not found",
+            source,
+        }
+        .into_response(),
+    }
+}
+
+async fn landing_page(State(state): State<AppState>) -> Result<Html<String>, WebError> {
+    let database = state.geoip.current();
+    let page = LandingPage::new(GeoIpCredit::of(&database));
+    page.render().map(Html).map_err(|source| WebError::Render {
+        page: "landing",
+        source,
+    })
+}
+
+/// Security headers on every response; the Content-Security-Policy on HTML, where it has effect.
+/// HSTS is left to the TLS set-up.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let is_html = is_html(response.headers());
+    let headers = response.headers_mut();
+    headers
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    headers
+        .entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("no-referrer"));
+    if is_html {
+        headers
+            .entry(header::CONTENT_SECURITY_POLICY)
+            .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+        headers
+            .entry(header::X_FRAME_OPTIONS)
+            .or_insert(HeaderValue::from_static("DENY"));
+    }
+    response
+}
+
+fn is_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/html"))
+}
+
+/// Cache lifetimes by path, only on successful or not-modified answers: an error is never cached.
+async fn cache_headers(request: Request, next: Next) -> Response {
+    let policy = match request.uri().path() {
+        "/" => PAGE_CACHE,
+        "/openapi.json" => API_DESCRIPTION_CACHE,
+        _ => ASSET_CACHE,
+    };
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if status.is_success() || status == StatusCode::NOT_MODIFIED {
+        response
+            .headers_mut()
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static(policy));
+    }
+    response
+}
+
+/// A short fingerprint of the stylesheet and icon, appended to their URLs so that a new release is
+/// fetched at once instead of after the cache lifetime.
+fn asset_version() -> &'static str {
+    static VERSION: LazyLock<String> = LazyLock::new(|| {
+        let mut hasher = DefaultHasher::new();
+        ASSETS.hash(&mut hasher);
+        format!("{:016x}", hasher.finish())[..10].to_owned()
+    });
+    &VERSION
+}
+
+/// Which attribution the GeoIP database in use requires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GeoIpSource {
+    /// geo-whois-asn-country (the bundled database): CC BY 4.0, data from the NRO.
+    Nro,
+    /// MaxMind GeoLite2, which requires the "This product includes GeoLite2 data" notice.
+    MaxMindLite,
+    /// A commercial MaxMind GeoIP2 database.
+    MaxMind,
+    /// Anything else the operator configured.
+    Other,
+}
+
+/// What the attribution section shows about the database in use.
+#[derive(Clone, Debug)]
+pub struct GeoIpCredit {
+    pub source: GeoIpSource,
+    /// The database's own description of its type, from the file's metadata.
+    pub database_type: String,
+}
+
+impl GeoIpCredit {
+    pub fn of(database: &CountryDatabase) -> Self {
+        let database_type = database.database_type().to_owned();
+        let source = match database.layout() {
+            RecordLayout::MaxMind if database_type.to_ascii_lowercase().contains("geolite2") => {
+                GeoIpSource::MaxMindLite
+            }
+            RecordLayout::MaxMind => GeoIpSource::MaxMind,
+            RecordLayout::CountryCode if is_geo_whois_asn_country(database.path()) => {
+                GeoIpSource::Nro
+            }
+            RecordLayout::CountryCode => GeoIpSource::Other,
+        };
+        Self {
+            source,
+            database_type,
+        }
+    }
+}
+
+/// The bundled file, or an updated copy of it from the same project under its usual names.
+fn is_geo_whois_asn_country(path: &Path) -> bool {
+    let stem = BUNDLED_GEOIP_FILE.trim_end_matches(".mmdb");
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.to_ascii_lowercase().contains(stem))
+}
+
+/// One product's part of the table of collected values.
+pub struct CatalogueSection {
+    pub product: Product,
+    pub groups: Vec<CatalogueGroup>,
+}
+
+pub struct CatalogueGroup {
+    pub group: Group,
+    pub keys: Vec<&'static MetricKey>,
+    /// Shown expanded, so that a visitor sees what a table looks like without a click.
+    pub open: bool,
+}
+
+fn catalogue_sections() -> Vec<CatalogueSection> {
+    Product::ALL
+        .into_iter()
+        .map(|product| CatalogueSection {
+            product,
+            groups: Group::ALL
+                .into_iter()
+                .filter(|group| group.product() == product)
+                .map(|group| CatalogueGroup {
+                    group,
+                    keys: group.keys().collect(),
+                    open: group == Group::ALL[0],
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+pub struct LandingPage {
+    pub catalogue: Vec<CatalogueSection>,
+    pub key_count: usize,
+    pub geoip: GeoIpCredit,
+    pub ingest_path: &'static str,
+    pub asset_version: &'static str,
+}
+
+impl LandingPage {
+    pub fn new(geoip: GeoIpCredit) -> Self {
+        Self {
+            catalogue: catalogue_sections(),
+            key_count: catalogue::METRIC_KEYS.len(),
+            geoip,
+            ingest_path: GENERIC_REPORT_PATH,
+            asset_version: asset_version(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "not_found.html")]
+struct NotFoundPage {
+    asset_version: &'static str,
+}
+
+/// When the embedded files were "modified": the moment this process first served one. A new binary
+/// means a restart, so the time (and with it the ETag) changes whenever the content can.
+static PUBLISHED: LazyLock<SystemTime> = LazyLock::new(SystemTime::now);
+
+/// `ServeDir` backend that reads the files compiled in from `static/`.
+#[derive(Clone, Copy, Debug, Default)]
+struct EmbeddedAssets;
+
+impl EmbeddedAssets {
+    fn lookup(path: &Path) -> io::Result<&'static [u8]> {
+        let relative = path
+            .strip_prefix("./static")
+            .or_else(|_| path.strip_prefix("static"))
+            .ok()
+            .and_then(Path::to_str);
+        ASSETS
+            .iter()
+            .find(|(name, _)| Some(*name) == relative)
+            .map(|(_, bytes)| *bytes)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such asset"))
+    }
+}
+
+impl Backend for EmbeddedAssets {
+    type File = EmbeddedFile;
+    type Metadata = EmbeddedMetadata;
+    type OpenFuture = Ready<io::Result<EmbeddedFile>>;
+    type MetadataFuture = Ready<io::Result<EmbeddedMetadata>>;
+
+    fn open(&self, path: PathBuf) -> Self::OpenFuture {
+        ready(Self::lookup(&path).map(|bytes| EmbeddedFile(Cursor::new(bytes))))
+    }
+
+    fn metadata(&self, path: PathBuf) -> Self::MetadataFuture {
+        ready(Self::lookup(&path).map(|bytes| EmbeddedMetadata(bytes.len() as u64)))
+    }
+}
+
+struct EmbeddedFile(Cursor<&'static [u8]>);
+
+impl AsyncRead for EmbeddedFile {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncSeek for EmbeddedFile {
+    fn start_seek(mut self: Pin<&mut Self>, position: io::SeekFrom) -> io::Result<()> {
+        Pin::new(&mut self.0).start_seek(position)
+    }
+
+    fn poll_complete(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        Pin::new(&mut self.0).poll_complete(cx)
+    }
+}
+
+impl File for EmbeddedFile {
+    type Metadata = EmbeddedMetadata;
+    type MetadataFuture<'a> = Ready<io::Result<EmbeddedMetadata>>;
+
+    fn metadata(&self) -> Self::MetadataFuture<'_> {
+        ready(Ok(EmbeddedMetadata(self.0.get_ref().len() as u64)))
+    }
+}
+
+/// Size of an embedded file; embedded paths are never directories.
+struct EmbeddedMetadata(u64);
+
+impl Metadata for EmbeddedMetadata {
+    fn is_dir(&self) -> bool {
+        false
+    }
+
+    fn modified(&self) -> io::Result<SystemTime> {
+        Ok(*PUBLISHED)
+    }
+
+    fn len(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page_with(database_type: &str, source: GeoIpSource) -> String {
+        LandingPage::new(GeoIpCredit {
+            source,
+            database_type: database_type.to_owned(),
+        })
+        .render()
+        .expect("the landing page renders")
+    }
+
+    #[test]
+    fn text_from_the_geoip_file_cannot_inject_markup() {
+        let html = page_with("<script>alert(1)</script>\"'&", GeoIpSource::Other);
+        assert!(!html.contains("<script"), "raw markup reached the page");
+        assert!(
+            html.contains("&#60;script&#62;alert(1)&#60;/script&#62;&#34;&#39;&#38;"),
+            "escaped form missing"
+        );
+    }
+
+    #[test]
+    fn attribution_follows_the_database() {
+        let nro = page_with("country ipvAll", GeoIpSource::Nro);
+        assert!(nro.contains("https://www.nro.net/"));
+        assert!(nro.contains("CC BY 4.0"));
+        assert!(!nro.contains("MaxMind"));
+
+        let lite = page_with("GeoLite2-Country", GeoIpSource::MaxMindLite);
+        assert!(lite.contains("This product includes GeoLite2 data created by MaxMind"));
+        assert!(!lite.contains("nro.net"));
+
+        let paid = page_with("GeoIP2-Country", GeoIpSource::MaxMind);
+        assert!(paid.contains("GeoIP2 data created by MaxMind"));
+    }
+
+    #[test]
+    fn geo_whois_asn_country_is_recognised_by_file_name() {
+        assert!(is_geo_whois_asn_country(Path::new(
+            "/usr/share/telemetry-server/geo-whois-asn-country.mmdb"
+        )));
+        assert!(is_geo_whois_asn_country(Path::new(
+            "/var/lib/geoip/geo-whois-asn-country-ipv4.mmdb"
+        )));
+        assert!(!is_geo_whois_asn_country(Path::new("dbip-country.mmdb")));
+    }
+
+    #[test]
+    fn embedded_assets_match_the_static_directory() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = ASSETS.iter().map(|(name, _)| (*name).to_owned()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk, "every file in static/ is embedded");
+    }
+
+    #[test]
+    fn asset_lookup_stays_inside_static() {
+        assert!(EmbeddedAssets::lookup(Path::new("./static/style.css")).is_ok());
+        assert!(EmbeddedAssets::lookup(Path::new("./static")).is_err());
+        assert!(EmbeddedAssets::lookup(Path::new("./other/style.css")).is_err());
+        assert!(EmbeddedAssets::lookup(Path::new("./static/missing.css")).is_err());
+    }
+
+    #[test]
+    fn the_api_description_is_valid_json_and_names_the_ingest_path() {
+        let (_, bytes) = ASSETS.iter().find(|(n, _)| *n == "openapi.json").unwrap();
+        let document: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+        assert!(document["paths"][GENERIC_REPORT_PATH]["post"].is_object());
+    }
+}

@@ -1,0 +1,60 @@
+//! The landing page in a real browser: Debian's headless Chromium, driven by `tests/browser/landing.mjs`
+//! (playwright-core and axe-core, installed with `npm ci --prefix tests/browser`), against the real
+//! service. Fails on any console error, failed request, accessibility violation or sideways
+//! scrolling, and refreshes the screenshots in `docs/screenshots/`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::TestApp;
+
+fn chromium() -> PathBuf {
+    PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned()))
+}
+
+#[tokio::test]
+async fn landing_page_renders_cleanly_in_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script_dir = root.join("tests/browser");
+    assert!(
+        script_dir.join("node_modules/playwright-core").is_dir()
+            && script_dir.join("node_modules/axe-core").is_dir(),
+        "the browser test needs its npm packages: run `npm ci --prefix tests/browser`"
+    );
+    let chromium = chromium();
+    assert!(
+        chromium.is_file(),
+        "the browser test needs Chromium at {} (or set CHROMIUM): `apt-get install -y chromium`",
+        chromium.display()
+    );
+    let screenshots = std::env::var_os("SCREENSHOT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("docs/screenshots"));
+
+    // server::start bounds the whole serving time by the shutdown grace period (5 s in tests), and
+    // the browser run takes longer.
+    let app = TestApp::spawn_with(|config| config.shutdown_grace_secs = 120).await;
+    let output = tokio::process::Command::new("node")
+        .arg(script_dir.join("landing.mjs"))
+        .arg(&app.base_url)
+        .arg(&screenshots)
+        .env("CHROMIUM", &chromium)
+        .current_dir(&script_dir)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node runs (install Node.js 18 or newer)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser check failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    for name in ["landing-1280.png", "landing-390.png"] {
+        let png = std::fs::read(screenshots.join(name)).expect("screenshot written");
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name} is a PNG");
+    }
+    app.cleanup().await;
+}
