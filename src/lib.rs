@@ -1,6 +1,6 @@
 //! telemetry-server: the receiving end of Percona product telemetry.
 //!
-//! `ingest` decodes the wire format, `geoip` and `client_ip` turn the sender's address into a
+//! `ingest` decodes the wire format (`legacy` the protocols of PMM 2), `geoip` and `client_ip` turn the sender's address into a
 //! country, `store` holds all SQL, `writer` batches commits, `app` is the HTTP surface, and `server`
 //! wires them together at start-up.
 
@@ -9,6 +9,7 @@ pub mod client_ip;
 pub mod config;
 pub mod geoip;
 pub mod ingest;
+pub mod legacy;
 pub mod observability;
 pub mod server;
 pub mod store;

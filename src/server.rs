@@ -162,7 +162,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         limits: config.limits(),
         metrics,
     };
-    let router = app::router(state, config.max_body_bytes);
+    let router = app::router(state, config.max_body_bytes, &config.legacy_v1_path);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let (stop, stopped) = oneshot::channel::<()>();
 
