@@ -1,6 +1,6 @@
 //! The HTTP surface: routes, shared state, and the one place where errors become responses.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::client_ip::TrustedProxies;
 use crate::geoip::GeoIp;
-use crate::ingest::{self, IngestError, Limits};
+use crate::ingest::{self, IngestError, Limits, Report};
+use crate::legacy;
 use crate::observability;
 use crate::rate_limit::ClientRateLimiter;
 use crate::store::{self, NewReport};
@@ -30,6 +31,8 @@ use crate::web;
 use crate::writer::{WriteError, Writer};
 
 pub const GENERIC_REPORT_PATH: &str = "/v1/telemetry/GenericReport";
+/// PMM 2.25–2.4x (`docs/legacy-protocols.md`).
+pub const LEGACY_REPORT_PATH: &str = "/v1/telemetry/Report";
 
 /// Seconds a client is asked to wait before retrying after a 503.
 const RETRY_AFTER_SECS: u64 = 5;
@@ -47,9 +50,11 @@ pub struct AppState {
 }
 
 /// Settings that shape the router rather than any one handler.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct RouterOptions {
     pub max_body_bytes: usize,
+    /// Where PMM 2's v1 plain-text reports are accepted (`Config::legacy_v1_path`).
+    pub legacy_v1_path: String,
     pub request_timeout: Duration,
     /// Served over TLS: responses then carry HSTS.
     pub tls: bool,
@@ -58,14 +63,30 @@ pub struct RouterOptions {
 /// Builds the router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the
 /// client address is needed for the country lookup.
 pub fn router(state: AppState, options: RouterOptions) -> Router {
+    let max_body_bytes = options.max_body_bytes;
+    let post_only = || async { ApiError::MethodNotAllowed { allow: "POST" } };
     let ingest = Router::new()
         .route(
             GENERIC_REPORT_PATH,
-            post(generic_report)
-                .fallback(|| async { ApiError::MethodNotAllowed { allow: "POST" } }),
+            post(generic_report).fallback(post_only),
         )
-        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .route(LEGACY_REPORT_PATH, post(legacy_report).fallback(post_only))
+        .route(
+            &options.legacy_v1_path,
+            post(legacy_v1_report).fallback(post_only),
+        )
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(RequestDecompressionLayer::new().gzip(true))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit));
+    // gRPC frames its own messages and compression, so it gets neither layer; tonic enforces the size.
+    let grpc = Router::new()
+        .route(
+            legacy::grpc::REPORT_PATH,
+            post(move |State(state): State<AppState>, request: Request| {
+                legacy::grpc::report(state, max_body_bytes, request)
+            })
+            .fallback(post_only),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit));
 
     let hsts = options.tls.then(|| {
@@ -78,6 +99,7 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
 
     Router::new()
         .merge(ingest)
+        .merge(grpc)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus_metrics))
@@ -120,25 +142,83 @@ async fn generic_report(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(ApiError::from)?;
-    let reports = ingest::parse_report_request(&body, &state.limits)?;
-    let country_code = state
-        .trusted_proxies
-        .client_ip(peer.ip(), &headers)
+    let reports = ingest::parse_report_request(&body, &state.limits)?
+        .into_iter()
+        .map(|report| (report, "GenericReport"))
+        .collect();
+    store_reports(&state, Some(peer.ip()), &headers, reports).await?;
+    Ok(empty_json_ok())
+}
+
+/// `POST /v1/telemetry/Report` (PMM 2.25–2.4x): answered exactly like `GenericReport`.
+async fn legacy_report(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(ApiError::from)?;
+    let reports = legacy::parse_report_request(&body, &state.limits)?;
+    store_reports(&state, Some(peer.ip()), &headers, reports).await?;
+    Ok(empty_json_ok())
+}
+
+/// PMM 2's v1 plain-text report. PMM only checks for status 200; the empty body is what a
+/// version-check host answers when it has no advice.
+async fn legacy_v1_report(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(ApiError::from)?;
+    let report = legacy::v1::parse_v1_report(&body, chrono::Utc::now(), &state.limits)?;
+    store_reports(
+        &state,
+        Some(peer.ip()),
+        &headers,
+        vec![(report, legacy::PROTOCOL_V1)],
+    )
+    .await?;
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+    )
+        .into_response())
+}
+
+/// What every protocol does with its decoded reports: resolve the sender's country, forget the
+/// address, and return once the reports are committed. `peer` is `None` when the transport did not
+/// say (the country is then unknown).
+pub(crate) async fn store_reports(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    reports: Vec<(Report, &'static str)>,
+) -> Result<(), ApiError> {
+    let country_code = peer
+        .and_then(|peer| state.trusted_proxies.client_ip(peer, headers))
         .and_then(|ip| state.geoip.country(ip));
-    let families: Vec<&'static str> = reports.iter().map(|r| r.product_family.as_str()).collect();
+    let families: Vec<&'static str> = reports
+        .iter()
+        .map(|(report, _)| report.product_family.as_str())
+        .collect();
     let reports = reports
         .into_iter()
-        .map(|report| NewReport {
+        .map(|(report, protocol)| NewReport {
             report,
             country_code: country_code.clone(),
-            protocol: "GenericReport",
+            protocol,
         })
         .collect();
     state.writer.write(reports).await?;
     for family in families {
         observability::reports_accepted(family, 1);
     }
-    Ok(empty_json_ok())
+    Ok(())
 }
 
 /// Exactly what PMM expects: status 200, `Content-Type: application/json`, body `{}`.
@@ -261,6 +341,20 @@ impl From<BytesRejection> for ApiError {
 }
 
 impl ApiError {
+    /// The same error for a gRPC caller: the gRPC code paired with the HTTP status below
+    /// (InvalidArgument, Unavailable, ...) and the same message.
+    pub fn into_grpc_status(self) -> tonic::Status {
+        let (_, code) = self.status_and_code();
+        self.count_rejection();
+        tonic::Status::new(tonic::Code::from_i32(i32::from(code)), self.to_string())
+    }
+
+    fn count_rejection(&self) {
+        if !matches!(self, Self::MethodNotAllowed { .. } | Self::NotFound) {
+            observability::reports_rejected(self.rejection_reason(), 1);
+        }
+    }
+
     /// HTTP status and the gRPC code grpc-gateway pairs with it.
     fn status_and_code(&self) -> (StatusCode, u16) {
         match self {
@@ -296,9 +390,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if !matches!(self, Self::MethodNotAllowed { .. } | Self::NotFound) {
-            observability::reports_rejected(self.rejection_reason(), 1);
-        }
+        self.count_rejection();
         let body = json!({"code": code, "message": self.to_string(), "details": []});
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();

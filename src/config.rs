@@ -138,9 +138,25 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 20)]
     pub rate_limit_burst: u32,
 
+    /// Path that accepts PMM 2's "v1" plain-text reports (originally posted to https://v.percona.com/;
+    /// route that host here, or point PMM 2 at it with PERCONA_VERSION_CHECK_URL).
+    #[arg(long, env = "LEGACY_V1_PATH", default_value = "/v1/pmm-version-check", value_parser = route_path)]
+    pub legacy_v1_path: String,
+
     /// Seconds given to in-flight requests and batches after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+}
+
+/// A literal URL path: the router would read `{...}` and `*` as parameters.
+fn route_path(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') {
+        return Err("must start with /".into());
+    }
+    if path.contains(['{', '}', '*', '?', '#']) || path.chars().any(char::is_whitespace) {
+        return Err("must be a plain path, without {, }, *, ?, # or spaces".into());
+    }
+    Ok(path.to_owned())
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -154,7 +154,7 @@ pub enum IngestError {
     },
 }
 
-fn invalid(path: impl Into<String>, problem: impl Into<String>) -> IngestError {
+pub(crate) fn invalid(path: impl Into<String>, problem: impl Into<String>) -> IngestError {
     IngestError::InvalidField {
         path: path.into(),
         problem: problem.into(),
@@ -237,7 +237,7 @@ fn parse_report(value: &Value, path: &str, limits: &Limits) -> Result<Report, In
 }
 
 /// Looks a field up by its JSON name or its proto name; giving both is an error, as in protojson.
-fn field<'a>(
+pub(crate) fn field<'a>(
     object: &'a Map<String, Value>,
     json_name: &str,
     proto_name: &str,
@@ -254,7 +254,7 @@ fn field<'a>(
 }
 
 /// protojson treats an explicit `null` as an unset field.
-fn nullable(value: Option<&Value>) -> Option<&Value> {
+pub(crate) fn nullable(value: Option<&Value>) -> Option<&Value> {
     value.filter(|value| !value.is_null())
 }
 
@@ -287,7 +287,7 @@ pub fn parse_uuid(text: &str) -> Option<Uuid> {
     Uuid::try_parse(text).ok()
 }
 
-fn timestamp(value: &Value, path: &str) -> Result<DateTime<Utc>, IngestError> {
+pub(crate) fn timestamp(value: &Value, path: &str) -> Result<DateTime<Utc>, IngestError> {
     let Value::String(text) = value else {
         return Err(invalid(
             path,
@@ -361,21 +361,30 @@ fn string_or_empty(
 ) -> Result<String, IngestError> {
     match nullable(object.get(name)) {
         None => Ok(String::new()),
-        Some(Value::String(text)) if text.len() > max_bytes => Err(invalid(
-            format!("{path}.{name}"),
-            format!("{} bytes exceed the limit of {max_bytes} bytes", text.len()),
-        )),
-        // PostgreSQL text and jsonb cannot hold U+0000, so such a value could never be stored as sent.
-        Some(Value::String(text)) if text.contains('\0') => Err(invalid(
-            format!("{path}.{name}"),
-            "contains a NUL character",
-        )),
-        Some(Value::String(text)) => Ok(text.clone()),
+        Some(Value::String(text)) => {
+            check_text(text, &format!("{path}.{name}"), max_bytes)?;
+            Ok(text.clone())
+        }
         Some(other) => Err(invalid(
             format!("{path}.{name}"),
             format!("expected a string, got {}", kind(other)),
         )),
     }
+}
+
+/// Refuses a metric key or value that is over its limit or that could not be stored as sent.
+pub(crate) fn check_text(text: &str, path: &str, max_bytes: usize) -> Result<(), IngestError> {
+    if text.len() > max_bytes {
+        return Err(invalid(
+            path,
+            format!("{} bytes exceed the limit of {max_bytes} bytes", text.len()),
+        ));
+    }
+    // PostgreSQL text and jsonb cannot hold U+0000, so such a value could never be stored as sent.
+    if text.contains('\0') {
+        return Err(invalid(path, "contains a NUL character"));
+    }
+    Ok(())
 }
 
 fn metric_value<'a>(metrics: &'a [Metric], key: &str) -> Option<&'a str> {
@@ -404,7 +413,7 @@ pub fn parse_up_duration(text: &str) -> Option<i64> {
     saw_field.then(|| seconds.unwrap_or(0))
 }
 
-fn kind(value: &Value) -> &'static str {
+pub(crate) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -416,7 +425,7 @@ fn kind(value: &Value) -> &'static str {
 }
 
 /// Quotes what the client sent, cut short so that an error body stays small.
-fn quoted_excerpt(text: &str) -> String {
+pub(crate) fn quoted_excerpt(text: &str) -> String {
     const MAX_CHARS: usize = 64;
     let mut excerpt: String = text.chars().take(MAX_CHARS).collect();
     if excerpt.len() < text.len() {

@@ -1,9 +1,9 @@
 //! telemetry-server: the receiving end of Percona product telemetry.
 //!
-//! `ingest` decodes the wire format, `geoip` and `client_ip` turn the sender's address into a
-//! country, `store` holds all SQL, `writer` batches commits, `app` is the HTTP surface, `web` the
-//! landing page built from the `catalogue` of known metric keys, and `server` wires them together
-//! at start-up.
+//! `ingest` decodes the wire format (`legacy` the protocols of PMM 2), `geoip` and `client_ip`
+//! turn the sender's address into a country, `store` holds all SQL, `writer` batches commits, `app`
+//! is the HTTP surface, `web` the landing page built from the `catalogue` of known metric keys, and
+//! `server` wires them together at start-up.
 
 pub mod app;
 pub mod catalogue;
@@ -11,6 +11,7 @@ pub mod client_ip;
 pub mod config;
 pub mod geoip;
 pub mod ingest;
+pub mod legacy;
 pub mod observability;
 pub mod rate_limit;
 pub mod server;

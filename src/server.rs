@@ -179,6 +179,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         state,
         RouterOptions {
             max_body_bytes: config.max_body_bytes,
+            legacy_v1_path: config.legacy_v1_path.clone(),
             request_timeout: Duration::from_secs(config.request_timeout_secs),
             tls: tls.is_some(),
         },

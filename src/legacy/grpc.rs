@@ -1,0 +1,45 @@
+//! The gRPC method PMM 2.4–2.24 call, `percona.platform.telemetry.reporter.v1.ReporterAPI/Report`,
+//! served by the same listener as the JSON API: the server speaks HTTP/2 (cleartext with prior
+//! knowledge, or TLS with ALPN `h2`) next to HTTP/1.1, and the router sends this one path here.
+//! tonic frames and decodes the length-prefixed binary protobuf; the messages are the hand-written
+//! ones in [`super::proto`], so no code generation is involved.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::response::{IntoResponse, Response};
+use tonic::server::Grpc;
+use tonic_prost::ProstCodec;
+
+use super::proto::{ReportRequest, ReportResponse};
+use crate::app::{self, ApiError, AppState};
+
+/// The HTTP/2 path gRPC clients post the method to.
+pub const REPORT_PATH: &str = "/percona.platform.telemetry.reporter.v1.ReporterAPI/Report";
+
+/// Answers one gRPC call. Errors travel as gRPC statuses (HTTP 200 with `grpc-status`), as gRPC
+/// clients expect: InvalidArgument for a bad report, Unavailable when the reports could not be
+/// committed right now, and tonic's OutOfRange for a message over `max_message_bytes`.
+pub async fn report(state: AppState, max_message_bytes: usize, request: Request) -> Response {
+    let method = tower::service_fn(move |request| handle(state.clone(), request));
+    let mut grpc = Grpc::new(ProstCodec::<ReportResponse, ReportRequest>::default())
+        .max_decoding_message_size(max_message_bytes);
+    grpc.unary(method, request).await.into_response()
+}
+
+async fn handle(
+    state: AppState,
+    request: tonic::Request<ReportRequest>,
+) -> Result<tonic::Response<ReportResponse>, tonic::Status> {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
+    let (metadata, _, message) = request.into_parts();
+    let reports = super::grpc_reports(message, &state.limits)
+        .map_err(|error| ApiError::from(error).into_grpc_status())?;
+    app::store_reports(&state, peer, &metadata.into_headers(), reports)
+        .await
+        .map_err(ApiError::into_grpc_status)?;
+    Ok(tonic::Response::new(ReportResponse {}))
+}

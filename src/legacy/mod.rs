@@ -1,0 +1,389 @@
+//! The telemetry protocols of PMM 2, decoded into the same [`Report`]s as `GenericReport`, so that a
+//! server's 2.x reports and its later 3.x reports form one instance with one upgrade history (see
+//! `docs/legacy-protocols.md`):
+//!
+//! * `POST /v1/telemetry/Report` (PMM 2.25–2.4x): protojson `{"events":[...]}` or `{"metrics":[...]}`,
+//!   and PMM 2.25's `encoding/json` variant ([`json`]);
+//! * gRPC `percona.platform.telemetry.reporter.v1.ReporterAPI/Report` (PMM 2.4–2.24) ([`grpc`]);
+//! * the "v1" plain-text lines PMM 2.0–2.27 sent to `v.percona.com` ([`v1`]).
+//!
+//! Every legacy report becomes a `PRODUCT_FAMILY_PMM` report whose instance id is the 16-byte
+//! telemetry id read as a UUID (the `instanceId` PMM 3 sends), and whose metrics start with the pairs
+//! PMM 3 puts first (`PMMServerVersion`, `UpDuration`, `DistributionMethod`).
+
+pub mod grpc;
+pub mod json;
+pub mod proto;
+pub mod v1;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::ingest::{
+    IngestError, Limits, Metric, ProductFamily, Report, check_text, invalid, quoted_excerpt,
+};
+use proto::{AnyEvent, DistributionMethod, Event, ReportRequest, ServerMetric, ServerUptimeEvent};
+
+/// `reports.protocol` of an event posted to `/v1/telemetry/Report` (PMM 2.25–2.27).
+pub const PROTOCOL_REPORT_EVENT: &str = "Report/Event";
+/// `reports.protocol` of a ServerMetric posted to `/v1/telemetry/Report` (PMM 2.28–2.4x).
+pub const PROTOCOL_REPORT_SERVER_METRIC: &str = "Report/ServerMetric";
+/// `reports.protocol` of anything received by the gRPC method (PMM 2.4–2.24).
+pub const PROTOCOL_GRPC: &str = "gRPC";
+/// `reports.protocol` of a v1 plain-text report (PMM 2.0–2.27).
+pub const PROTOCOL_V1: &str = "v1";
+
+/// The `type_url` of the one event type PMM sends.
+pub const SERVER_UPTIME_EVENT: &str = "percona.platform.telemetry.events.pmm.v1.ServerUptimeEvent";
+
+/// Decodes and validates a `POST /v1/telemetry/Report` body; each report comes with its protocol.
+/// One invalid report rejects the whole request, as for `GenericReport`.
+pub fn parse_report_request(
+    body: &[u8],
+    limits: &Limits,
+) -> Result<Vec<(Report, &'static str)>, IngestError> {
+    let request = json::report_request(body)?;
+    reports(
+        request,
+        limits,
+        PROTOCOL_REPORT_EVENT,
+        PROTOCOL_REPORT_SERVER_METRIC,
+    )
+}
+
+/// Validates a `ReportRequest` that arrived over gRPC.
+pub fn grpc_reports(
+    request: ReportRequest,
+    limits: &Limits,
+) -> Result<Vec<(Report, &'static str)>, IngestError> {
+    reports(request, limits, PROTOCOL_GRPC, PROTOCOL_GRPC)
+}
+
+fn reports(
+    request: ReportRequest,
+    limits: &Limits,
+    event_protocol: &'static str,
+    metric_protocol: &'static str,
+) -> Result<Vec<(Report, &'static str)>, IngestError> {
+    let count = request.events.len() + request.metrics.len();
+    if count > limits.max_reports {
+        let path = match (request.events.is_empty(), request.metrics.is_empty()) {
+            (false, true) => "events",
+            (true, false) => "metrics",
+            _ => "events and metrics",
+        };
+        return Err(IngestError::TooMany {
+            path: path.into(),
+            count,
+            limit: limits.max_reports,
+        });
+    }
+    let events = request
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(index, event)| {
+            event_report(event, &format!("events[{index}]"), limits).map(|r| (r, event_protocol))
+        });
+    let metrics = request
+        .metrics
+        .into_iter()
+        .enumerate()
+        .map(|(index, metric)| {
+            server_metric_report(metric, &format!("metrics[{index}]"), limits)
+                .map(|r| (r, metric_protocol))
+        });
+    events.chain(metrics).collect()
+}
+
+/// The fields PMM 2 sends outside its metrics, which PMM 3 sends as its first three metrics.
+struct Header {
+    version: String,
+    up_duration: Option<prost_types::Duration>,
+    distribution_method: i32,
+}
+
+impl Header {
+    fn metrics(&self) -> Vec<Metric> {
+        let mut metrics = Vec::with_capacity(3);
+        // PMM drops empty values before sending (`removeEmpty`), so an unset field gives no pair.
+        if !self.version.is_empty() {
+            metrics.push(pair("PMMServerVersion", &self.version));
+        }
+        if let Some(up_duration) = self.up_duration.as_ref().map(prototext_duration)
+            && !up_duration.is_empty()
+        {
+            metrics.push(pair("UpDuration", &up_duration));
+        }
+        metrics.push(pair(
+            "DistributionMethod",
+            &distribution_method_name(self.distribution_method),
+        ));
+        metrics
+    }
+}
+
+fn pair(key: &str, value: &str) -> Metric {
+    Metric {
+        key: key.to_owned(),
+        value: value.to_owned(),
+    }
+}
+
+/// PMM 3 renders `UpDuration` with Go's prototext (`seconds:86401 nanos:318260114`, zero fields left
+/// out), which `ingest::parse_up_duration` reads; legacy durations are rendered the same way so that
+/// one query reads both.
+fn prototext_duration(duration: &prost_types::Duration) -> String {
+    let mut parts = Vec::with_capacity(2);
+    if duration.seconds != 0 {
+        parts.push(format!("seconds:{}", duration.seconds));
+    }
+    if duration.nanos != 0 {
+        parts.push(format!("nanos:{}", duration.nanos));
+    }
+    parts.join(" ")
+}
+
+/// The name, as PMM 3's `DistributionMethod` pair has it; Go prints an unknown value as its number.
+fn distribution_method_name(number: i32) -> String {
+    DistributionMethod::try_from(number)
+        .map_or_else(|_| number.to_string(), |method| method.as_str().to_owned())
+}
+
+fn event_report(event: Event, path: &str, limits: &Limits) -> Result<Report, IngestError> {
+    let report_id = uuid_from_bytes(&event.id, &format!("{path}.id"))?;
+    let created_at = created_at(event.time, &format!("{path}.time"))?;
+    let Some(any) = event.event else {
+        return Err(invalid(format!("{path}.event"), "is required"));
+    };
+    let (uptime, uptime_path) = server_uptime_event(any, &format!("{path}.event"))?;
+    let instance_id = uuid_from_bytes(&uptime.id, &format!("{uptime_path}.id"))?;
+    let header = Header {
+        version: uptime.version,
+        up_duration: uptime.up_duration,
+        distribution_method: uptime.distribution_method,
+    };
+    check_version(&header.version, &format!("{uptime_path}.version"), limits)?;
+    let mut metrics = header.metrics();
+    // The flags PMM 2.17+ put in the event are the metrics PMM 2.28+ send under these keys.
+    for (key, flag) in [
+        ("pmm_server_ia_enabled", uptime.ia_enabled),
+        ("pmm_server_stt_enabled", uptime.stt_enabled),
+    ] {
+        if let Some(flag) = flag {
+            metrics.push(pair(key, if flag { "1" } else { "0" }));
+        }
+    }
+    Ok(pmm_report(
+        report_id,
+        instance_id,
+        created_at,
+        header,
+        metrics,
+    ))
+}
+
+/// Reads the event out of its envelope; returns it with the path its fields are named under.
+fn server_uptime_event(
+    any: AnyEvent,
+    path: &str,
+) -> Result<(ServerUptimeEvent, String), IngestError> {
+    // Tolerate a `type.googleapis.com/`-style prefix, as `google.protobuf.Any` resolvers do.
+    let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
+    if type_name != SERVER_UPTIME_EVENT {
+        return Err(invalid(
+            format!("{path}.typeUrl"),
+            format!(
+                "{} is not an event type this service accepts (only {SERVER_UPTIME_EVENT})",
+                quoted_excerpt(&any.type_url)
+            ),
+        ));
+    }
+    match (any.binary.is_empty(), any.json.is_empty()) {
+        (false, false) => Err(invalid(
+            path,
+            "both binary and json are set; only one of them may be",
+        )),
+        (true, true) => Err(invalid(path, "one of binary or json is required")),
+        (false, true) => {
+            let binary_path = format!("{path}.binary");
+            let event = <ServerUptimeEvent as prost::Message>::decode(any.binary.as_slice())
+                .map_err(|e| {
+                    invalid(
+                        &binary_path,
+                        format!("is not a serialized ServerUptimeEvent: {e}"),
+                    )
+                })?;
+            Ok((event, binary_path))
+        }
+        (true, false) => {
+            let json_path = format!("{path}.json");
+            Ok((json::server_uptime_event(&any.json, &json_path)?, json_path))
+        }
+    }
+}
+
+fn server_metric_report(
+    report: ServerMetric,
+    path: &str,
+    limits: &Limits,
+) -> Result<Report, IngestError> {
+    let report_id = uuid_from_bytes(&report.id, &format!("{path}.id"))?;
+    let created_at = created_at(report.time, &format!("{path}.time"))?;
+    let instance_id = uuid_from_bytes(
+        &report.pmm_server_telemetry_id,
+        &format!("{path}.pmmServerTelemetryId"),
+    )?;
+    if report.metrics.len() > limits.max_metrics {
+        return Err(IngestError::TooMany {
+            path: format!("{path}.metrics"),
+            count: report.metrics.len(),
+            limit: limits.max_metrics,
+        });
+    }
+    let header = Header {
+        version: report.pmm_server_version,
+        up_duration: report.up_duration,
+        distribution_method: report.distribution_method,
+    };
+    check_version(&header.version, &format!("{path}.pmmServerVersion"), limits)?;
+    let mut metrics = header.metrics();
+    metrics.reserve(report.metrics.len());
+    for (index, metric) in report.metrics.into_iter().enumerate() {
+        let metric_path = format!("{path}.metrics[{index}]");
+        check_text(
+            &metric.key,
+            &format!("{metric_path}.key"),
+            limits.max_key_bytes,
+        )?;
+        check_text(
+            &metric.value,
+            &format!("{metric_path}.value"),
+            limits.max_value_bytes,
+        )?;
+        metrics.push(Metric {
+            key: metric.key,
+            value: metric.value,
+        });
+    }
+    Ok(pmm_report(
+        report_id,
+        instance_id,
+        created_at,
+        header,
+        metrics,
+    ))
+}
+
+fn check_version(version: &str, path: &str, limits: &Limits) -> Result<(), IngestError> {
+    check_text(version, path, limits.max_value_bytes)
+}
+
+fn pmm_report(
+    report_id: Uuid,
+    instance_id: Uuid,
+    created_at: DateTime<Utc>,
+    header: Header,
+    metrics: Vec<Metric>,
+) -> Report {
+    Report {
+        report_id,
+        instance_id,
+        product_family: ProductFamily::Pmm,
+        created_at,
+        version: Some(header.version).filter(|version| !version.is_empty()),
+        up_duration_seconds: header.up_duration.map(|duration| duration.seconds),
+        metrics,
+    }
+}
+
+/// A 16-byte protobuf `bytes` id read as a UUID: PMM fills it with a UUID's raw bytes.
+fn uuid_from_bytes(bytes: &[u8], path: &str) -> Result<Uuid, IngestError> {
+    if bytes.is_empty() {
+        return Err(invalid(path, "is required"));
+    }
+    Uuid::from_slice(bytes)
+        .map_err(|_| invalid(path, format!("expected 16 bytes, got {}", bytes.len())))
+}
+
+fn created_at(
+    time: Option<prost_types::Timestamp>,
+    path: &str,
+) -> Result<DateTime<Utc>, IngestError> {
+    let time = time.ok_or_else(|| invalid(path, "is required"))?;
+    u32::try_from(time.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(time.seconds, nanos))
+        .ok_or_else(|| {
+            invalid(
+                path,
+                format!(
+                    "seconds {} and nanos {} are not a valid time",
+                    time.seconds, time.nanos
+                ),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    /// The PMM 2.26 example of `docs/protocol.md` §3.7.
+    const EXAMPLE_BINARY: &str = "ChCYhkbv3RNPz6L9dFgW5Xh3EgYyLjI2LjAaCgiAowUQgbiQ0AIgASoCCAEyAA==";
+
+    #[test]
+    fn reference_server_uptime_event_decodes() {
+        let binary = STANDARD.decode(EXAMPLE_BINARY).unwrap();
+        let event = <ServerUptimeEvent as prost::Message>::decode(binary.as_slice()).unwrap();
+        assert_eq!(
+            Uuid::from_slice(&event.id).unwrap().to_string(),
+            "988646ef-dd13-4fcf-a2fd-745816e57877"
+        );
+        assert_eq!(event.version, "2.26.0");
+        assert_eq!(
+            event.up_duration,
+            Some(prost_types::Duration {
+                seconds: 86400,
+                nanos: 704912385
+            })
+        );
+        assert_eq!(event.distribution_method, DistributionMethod::Docker as i32);
+        assert_eq!(
+            (event.stt_enabled, event.ia_enabled),
+            (Some(true), Some(false))
+        );
+    }
+
+    #[test]
+    fn header_pairs_match_pmm3() {
+        let header = Header {
+            version: "2.41.1".into(),
+            up_duration: Some(prost_types::Duration {
+                seconds: 86400,
+                nanos: 853372941,
+            }),
+            distribution_method: 1,
+        };
+        assert_eq!(
+            header.metrics(),
+            [
+                pair("PMMServerVersion", "2.41.1"),
+                pair("UpDuration", "seconds:86400 nanos:853372941"),
+                pair("DistributionMethod", "DOCKER"),
+            ]
+        );
+        assert_eq!(
+            crate::ingest::parse_up_duration("seconds:86400 nanos:853372941"),
+            Some(86400)
+        );
+        let bare = Header {
+            version: String::new(),
+            up_duration: None,
+            distribution_method: 9,
+        };
+        assert_eq!(bare.metrics(), [pair("DistributionMethod", "9")]);
+    }
+}
