@@ -256,6 +256,11 @@ fn limit_slow_clients(
 }
 
 async fn load_tls(cert: &Path, key: &Path) -> Result<RustlsConfig, StartupError> {
+    // rustls needs one process-wide crypto provider; choose it explicitly so that a dependency enabling
+    // a second one cannot leave the choice ambiguous. An error means one is installed already.
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
     RustlsConfig::from_pem_file(cert, key)
         .await
         .map_err(|source| StartupError::Tls {

@@ -60,6 +60,29 @@ async fn fresh_database_name() -> String {
     format!("tst_{now}_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// A database name and URL for a test that runs the service binary itself (the service creates it).
+pub async fn fresh_database() -> (String, String) {
+    let name = fresh_database_name().await;
+    let url = database_url(&name);
+    (name, url)
+}
+
+/// Drops a test database.
+pub async fn drop_database(name: &str) {
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin_url())
+        .await
+        .unwrap();
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+}
+
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -171,19 +194,7 @@ impl TestApp {
     pub async fn cleanup(mut self) {
         self.stop().await;
         self.pool.close().await;
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&admin_url())
-            .await
-            .unwrap();
-        sqlx::query(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.database_name
-        )))
-        .execute(&admin)
-        .await
-        .unwrap();
-        admin.close().await;
+        drop_database(&self.database_name).await;
     }
 }
 

@@ -1,0 +1,421 @@
+//! Running on the open internet: limits, gzip and zip bombs, rate limiting, slow clients, database
+//! outages, TLS with HTTP/2 and certificate reload, health and metrics endpoints.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{TestApp, assert_grpc_error, fixture};
+use serde_json::json;
+use uuid::Uuid;
+
+fn one_report(metrics: serde_json::Value) -> String {
+    json!({"reports": [{"id": Uuid::new_v4().to_string(), "createTime": "2025-01-01T00:00:00Z",
+        "instanceId": Uuid::new_v4().to_string(), "productFamily": "PRODUCT_FAMILY_PS", "metrics": metrics}]})
+    .to_string()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn every_limit_is_a_clear_400() {
+    let app = TestApp::spawn_with(|config| {
+        config.max_reports_per_request = 2;
+        config.max_metrics_per_report = 3;
+        config.max_key_bytes = 8;
+        config.max_value_bytes = 16;
+    })
+    .await;
+    let report = |i: u32| {
+        json!({"id": Uuid::new_v4().to_string(), "createTime": "2025-01-01T00:00:00Z",
+               "instanceId": Uuid::from_u128(i.into()).to_string()})
+    };
+    let cases = [
+        (
+            json!({"reports": [report(1), report(2), report(3)]}).to_string(),
+            "reports: 3 entries exceed the limit of 2",
+        ),
+        (
+            one_report(json!([{"key": "a"}, {"key": "b"}, {"key": "c"}, {"key": "d"}])),
+            "reports[0].metrics: 4 entries exceed the limit of 3",
+        ),
+        (
+            one_report(json!([{"key": "ninebytes", "value": "x"}])),
+            "reports[0].metrics[0].key: 9 bytes exceed the limit of 8 bytes",
+        ),
+        (
+            one_report(json!([{"key": "k", "value": "seventeen bytes!!"}])),
+            "reports[0].metrics[0].value: 17 bytes exceed the limit of 16 bytes",
+        ),
+    ];
+    for (body, expected) in cases {
+        let message = assert_grpc_error(app.post_report(body).await, 400, 3).await;
+        assert_eq!(message, expected);
+    }
+    assert_eq!(app.count("reports").await, 0);
+    // At the limits exactly, the report is accepted.
+    let at_limit = one_report(json!([{"key": "eightbyt", "value": "sixteen bytes!!!"}]));
+    assert_eq!(app.post_report(at_limit).await.status(), 200);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn gzip_bodies_are_accepted_and_bombs_refused() {
+    let app = TestApp::spawn_with(|config| config.max_body_bytes = 1024 * 1024).await;
+    let response = app
+        .client
+        .post(app.url("/v1/telemetry/GenericReport"))
+        .header("content-encoding", "gzip")
+        .body(gzip(&fixture("pmm-generic-report-1.json")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.count("reports").await, 1);
+    let before = app.snapshot().await;
+
+    // 64 MiB of spaces inflate from about 64 KiB: refused once the inflated size passes the limit.
+    let mut bomb = b"{\"reports\":[] ".to_vec();
+    bomb.extend(std::iter::repeat_n(b' ', 64 * 1024 * 1024));
+    bomb.push(b'}');
+    let compressed = gzip(&bomb);
+    assert!(compressed.len() < 1024 * 1024);
+    let response = app
+        .client
+        .post(app.url("/v1/telemetry/GenericReport"))
+        .header("content-encoding", "gzip")
+        .body(compressed)
+        .send()
+        .await
+        .unwrap();
+    assert_grpc_error(response, 413, 8).await;
+
+    // Corrupt gzip is the client's fault, not ours.
+    let response = app
+        .client
+        .post(app.url("/v1/telemetry/GenericReport"))
+        .header("content-encoding", "gzip")
+        .body(b"\x1f\x8b\x08\x00garbage".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_client_error(),
+        "corrupt gzip gets a 4xx, got {}",
+        response.status()
+    );
+    assert_eq!(app.snapshot().await, before);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn rate_limit_per_client() {
+    let app = TestApp::spawn_with(|config| {
+        config.rate_limit_per_minute = 6;
+        config.rate_limit_burst = 3;
+        config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let send = |client: &'static str| {
+        app.client
+            .post(app.url("/v1/telemetry/GenericReport"))
+            .header("x-forwarded-for", client)
+            .body(one_report(json!([])))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(send("203.0.113.7").await.unwrap().status(), 200);
+    }
+    let limited = send("203.0.113.7").await.unwrap();
+    assert_eq!(
+        limited.status(),
+        429,
+        "the fourth request in a burst of three"
+    );
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&retry_after), "Retry-After {retry_after}");
+    let message = assert_grpc_error(limited, 429, 8).await;
+    assert!(
+        !message.contains("203.0.113.7"),
+        "the address is not echoed"
+    );
+    assert_eq!(
+        send("198.51.100.20").await.unwrap().status(),
+        200,
+        "another client has its own budget"
+    );
+    assert_eq!(app.count("reports").await, 4);
+    app.cleanup().await;
+}
+
+// Multi-threaded: the test blocks on plain sockets while the server keeps running on other threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_get_408_or_lose_the_connection() {
+    let app = TestApp::spawn_with(|config| {
+        config.request_timeout_secs = 1;
+        config.header_read_timeout_secs = 2;
+    })
+    .await;
+    let address = app.base_url.trim_start_matches("http://").to_owned();
+
+    // A body that never finishes arriving.
+    let mut slow_body = TcpStream::connect(&address).unwrap();
+    write!(
+        slow_body,
+        "POST /v1/telemetry/GenericReport HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{\"reports\""
+    )
+    .unwrap();
+    slow_body
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    let read = slow_body.read(&mut buffer).unwrap();
+    let answer = String::from_utf8_lossy(&buffer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "got {answer:?}");
+    assert!(answer.contains("\"code\":4"));
+
+    // Slowloris: many connections trickling headers hold nothing for long, and others are served.
+    let mut trickling: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&address).unwrap();
+            stream
+                .write_all(b"POST /v1/telemetry/GenericReport HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    let response = app.post_report(fixture("telemetry-agent-ps.json")).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "served while 100 connections dawdle"
+    );
+    for stream in &mut trickling {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buffer = Vec::new();
+        // The server closes the connection (EOF, possibly after a 408) instead of waiting forever.
+        let closed = stream.read_to_end(&mut buffer).is_ok();
+        assert!(closed, "connection closed by the server");
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let app = TestApp::spawn().await;
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready: serde_json::Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["database"], "ok");
+
+    assert_eq!(
+        app.post_report(fixture("everest-report.json"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.post_report("{").await.status(), 400);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "telemetry_http_requests_total{route=\"/v1/telemetry/GenericReport\",status=\"200\"}",
+        "telemetry_reports_accepted_total{product_family=\"PRODUCT_FAMILY_EVEREST\"} 1",
+        "telemetry_reports_rejected_total{reason=\"invalid_json\"} 1",
+        "telemetry_batch_size_reports_bucket",
+        "telemetry_commit_duration_seconds_bucket",
+        "telemetry_geoip_lookups_total{result=\"not_public\"}",
+        "telemetry_queue_depth_reports",
+        "telemetry_db_pool_connections{state=\"open\"}",
+    ] {
+        assert!(metrics.contains(expected), "{expected} in\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("127.0.0.1"),
+        "no address in a metric label"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn database_outage_fails_readiness_and_recovers_without_restart() {
+    let app = TestApp::spawn_with(|config| config.database_acquire_timeout_secs = 1).await;
+    let admin = sqlx::PgPool::connect(&common::admin_url()).await.unwrap();
+    let set_connections = |allow: bool| {
+        sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {allow}",
+            app.database_name
+        ))
+    };
+    sqlx::query(set_connections(false))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&app.database_name)
+        .execute(&admin)
+        .await
+        .unwrap();
+
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let refused = app.post_report(fixture("everest-report.json")).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_grpc_error(refused, 503, 14).await;
+
+    sqlx::query(set_connections(true))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let mut recovered = false;
+    for _ in 0..50 {
+        let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+        if ready.status() == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "ready again once PostgreSQL accepts connections");
+    assert_eq!(
+        app.post_report(fixture("everest-report.json"))
+            .await
+            .status(),
+        200
+    );
+    admin.close().await;
+    app.cleanup().await;
+}
+
+fn self_signed(name: &str) -> (String, String) {
+    let certified = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+    (certified.cert.pem(), certified.signing_key.serialize_pem())
+}
+
+fn https_client(cert_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .tls_info(true)
+        .build()
+        .unwrap()
+}
+
+fn peer_certificate(response: &reqwest::Response) -> Vec<u8> {
+    response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .expect("TLS info")
+        .to_vec()
+}
+
+#[tokio::test]
+async fn native_tls_with_http2_hsts_and_reload_on_sighup() {
+    let dir = std::env::temp_dir().join(format!("tls-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = self_signed("localhost");
+    std::fs::write(dir.join("cert.pem"), &cert).unwrap();
+    std::fs::write(dir.join("key.pem"), &key).unwrap();
+    let app = TestApp::spawn_with(|config| {
+        config.tls_cert = Some(dir.join("cert.pem"));
+        config.tls_key = Some(dir.join("key.pem"));
+    })
+    .await;
+    let port = app.base_url.rsplit(':').next().unwrap().to_owned();
+    let url = format!("https://localhost:{port}/v1/telemetry/GenericReport");
+
+    let client = https_client(&cert);
+    let response = client
+        .post(&url)
+        .body(fixture("everest-report.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.version(),
+        reqwest::Version::HTTP_2,
+        "ALPN picks h2"
+    );
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+    let first_certificate = peer_certificate(&response);
+    assert_eq!(response.text().await.unwrap(), "{}");
+
+    let http1 = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
+        .http1_only()
+        .build()
+        .unwrap();
+    let response = http1
+        .get(format!("https://localhost:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_11);
+    assert_eq!(response.status(), 200);
+
+    // A renewed certificate, then SIGHUP: new connections get it, with no restart.
+    let (new_cert, new_key) = self_signed("localhost");
+    std::fs::write(dir.join("cert.pem"), &new_cert).unwrap();
+    std::fs::write(dir.join("key.pem"), &new_key).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let renewed_client = https_client(&new_cert);
+    let mut renewed = false;
+    for _ in 0..50 {
+        if let Ok(response) = renewed_client
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+        {
+            assert_ne!(peer_certificate(&response), first_certificate);
+            renewed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(renewed, "the renewed certificate is served after SIGHUP");
+    assert_eq!(app.count("reports").await, 1);
+    app.cleanup().await;
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn plain_http_has_no_hsts() {
+    let app = TestApp::spawn().await;
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert!(!response.headers().contains_key("strict-transport-security"));
+    app.cleanup().await;
+}
