@@ -1,25 +1,43 @@
 //! Which address a report came from: the TCP peer, unless that peer is a trusted reverse proxy, in
 //! which case the right-most forwarded address that is not itself a trusted proxy. A client outside
 //! the trusted ranges cannot choose its country by sending headers.
+//!
+//! Only one forwarding header is read, the one the proxies are configured to append to: a proxy
+//! passes every other header through untouched, so a client could otherwise write its own
+//! `Forwarded: for=...` behind a proxy that only appends to `X-Forwarded-For`.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::HeaderMap;
 use axum::http::header::FORWARDED;
+use clap::ValueEnum;
 use ipnet::IpNet;
 
-/// The configured trusted proxy ranges.
+/// The header trusted proxies append the client address to.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1` (nginx, HAProxy, cloud load balancers).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1`.
+    Forwarded,
+}
+
+/// The configured trusted proxy ranges and the header they write.
 #[derive(Clone, Debug, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct TrustedProxies {
+    ranges: Vec<IpNet>,
+    header: ForwardedHeader,
+}
 
 impl TrustedProxies {
-    pub fn new(ranges: Vec<IpNet>) -> Self {
-        Self(ranges)
+    pub fn new(ranges: Vec<IpNet>, header: ForwardedHeader) -> Self {
+        Self { ranges, header }
     }
 
     fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        self.0.iter().any(|range| range.contains(&ip))
+        self.ranges.iter().any(|range| range.contains(&ip))
     }
 
     /// The client's address, or None when a trusted proxy forwarded something that is not an address
@@ -29,7 +47,10 @@ impl TrustedProxies {
         if !self.contains(peer) {
             return Some(peer);
         }
-        let hops = forwarded_for(headers).or_else(|| x_forwarded_for(headers));
+        let hops = match self.header {
+            ForwardedHeader::XForwardedFor => x_forwarded_for(headers),
+            ForwardedHeader::Forwarded => forwarded_for(headers),
+        };
         let Some(hops) = hops else {
             return Some(peer);
         };
@@ -97,8 +118,12 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
+    fn proxies_using(header: ForwardedHeader, ranges: &[&str]) -> TrustedProxies {
+        TrustedProxies::new(ranges.iter().map(|r| r.parse().unwrap()).collect(), header)
+    }
+
     fn proxies(ranges: &[&str]) -> TrustedProxies {
-        TrustedProxies::new(ranges.iter().map(|r| r.parse().unwrap()).collect())
+        proxies_using(ForwardedHeader::XForwardedFor, ranges)
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -147,7 +172,7 @@ mod tests {
 
     #[test]
     fn forwarded_header_and_mapped_addresses() {
-        let trusted = proxies(&["127.0.0.0/8"]);
+        let trusted = proxies_using(ForwardedHeader::Forwarded, &["127.0.0.0/8"]);
         let h = headers(&[(
             "forwarded",
             "for=1.1.1.1;proto=https, for=\"[2001:218::1]:4711\";by=127.0.0.1",
@@ -167,5 +192,36 @@ mod tests {
             trusted.client_ip(ip("127.0.0.1"), &HeaderMap::new()),
             Some(ip("127.0.0.1"))
         );
+    }
+
+    #[test]
+    fn only_the_configured_header_is_read() {
+        // The proxy appended the real client to one header; the client wrote the other itself.
+        let h = headers(&[
+            ("x-forwarded-for", "89.160.20.112"),
+            ("forwarded", "for=81.2.69.142"),
+        ]);
+        assert_eq!(
+            proxies_using(ForwardedHeader::XForwardedFor, &["127.0.0.0/8"])
+                .client_ip(ip("127.0.0.1"), &h),
+            Some(ip("89.160.20.112"))
+        );
+        assert_eq!(
+            proxies_using(ForwardedHeader::Forwarded, &["127.0.0.0/8"])
+                .client_ip(ip("127.0.0.1"), &h),
+            Some(ip("81.2.69.142"))
+        );
+        let only_forwarded = headers(&[("forwarded", "for=81.2.69.142")]);
+        assert_eq!(
+            proxies(&["127.0.0.0/8"]).client_ip(ip("127.0.0.1"), &only_forwarded),
+            Some(ip("127.0.0.1"))
+        );
+    }
+
+    #[test]
+    fn every_hop_trusted_gives_the_left_most() {
+        let trusted = proxies(&["10.0.0.0/8"]);
+        let h = headers(&[("x-forwarded-for", "10.9.9.9, 10.1.1.1")]);
+        assert_eq!(trusted.client_ip(ip("10.0.0.1"), &h), Some(ip("10.9.9.9")));
     }
 }

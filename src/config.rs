@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
+use crate::client_ip::{ForwardedHeader, TrustedProxies};
 use crate::ingest::Limits;
 use crate::store::DatabaseSettings;
 use crate::writer::WriterSettings;
@@ -53,10 +54,20 @@ pub struct Config {
     #[arg(long, env = "GEOIP_DATABASE")]
     pub geoip_database: Option<PathBuf>,
 
-    /// Comma-separated CIDR ranges of reverse proxies whose X-Forwarded-For / Forwarded headers are
-    /// trusted. Empty: the TCP peer is the client.
+    /// Seconds between checks of the GeoIP database file for a new version (a changed inode, size
+    /// or modification time); 0 turns the check off. SIGHUP always reloads it.
+    #[arg(long, env = "GEOIP_RELOAD_INTERVAL_SECS", default_value_t = 60)]
+    pub geoip_reload_interval_secs: u64,
+
+    /// Comma-separated CIDR ranges of reverse proxies whose forwarding header is trusted. Empty:
+    /// the TCP peer is the client.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', num_args = 0..)]
     pub trusted_proxies: Vec<IpNet>,
+
+    /// The header the trusted proxies append the client address to; the other one is ignored, as a
+    /// client could have written it.
+    #[arg(long, env = "FORWARDED_HEADER", value_enum, default_value_t = ForwardedHeader::XForwardedFor)]
+    pub forwarded_header: ForwardedHeader,
 
     /// PEM certificate chain; with --tls-key, the service speaks HTTPS itself.
     #[arg(long, env = "TLS_CERT", requires = "tls_key")]
@@ -172,6 +183,16 @@ impl Config {
             max_connections: self.database_max_connections,
             acquire_timeout: Duration::from_secs(self.database_acquire_timeout_secs),
         }
+    }
+
+    pub fn trusted_proxies(&self) -> TrustedProxies {
+        TrustedProxies::new(self.trusted_proxies.clone(), self.forwarded_header)
+    }
+
+    /// None when the periodic check of the GeoIP file is off.
+    pub fn geoip_reload_interval(&self) -> Option<Duration> {
+        (self.geoip_reload_interval_secs > 0)
+            .then(|| Duration::from_secs(self.geoip_reload_interval_secs))
     }
 
     pub fn limits(&self) -> Limits {

@@ -5,10 +5,14 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use arc_swap::ArcSwap;
 use maxminddb::{MaxMindDbError, Mmap, Reader, path};
+use tokio::sync::watch;
 
 use crate::observability;
+use crate::reload::{FileFingerprint, ReloadSubscription};
 
 /// Where the country code sits in a database's records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,11 +49,14 @@ pub struct CountryDatabase {
     reader: Reader<Mmap>,
     layout: RecordLayout,
     path: PathBuf,
+    /// The file as it was just before it was opened: a later change means a newer file may be there.
+    fingerprint: Option<FileFingerprint>,
 }
 
 impl CountryDatabase {
     /// Opens, verifies and recognises a database file.
     pub fn open(path: &Path) -> Result<Self, GeoIpError> {
+        let fingerprint = FileFingerprint::of(path).ok();
         // SAFETY: the mapping stays valid as long as the file is replaced by renaming a new file over
         // it (what geoipupdate and `install` do), which is the documented way to update the database.
         let reader = unsafe { Reader::open_mmap(path) }.map_err(|source| GeoIpError::Open {
@@ -68,6 +75,7 @@ impl CountryDatabase {
             reader,
             layout,
             path: path.to_owned(),
+            fingerprint,
         })
     }
 
@@ -81,6 +89,11 @@ impl CountryDatabase {
 
     pub fn database_type(&self) -> &str {
         &self.reader.metadata().database_type
+    }
+
+    /// When the database was built, in seconds since the Unix epoch.
+    pub fn build_epoch(&self) -> u64 {
+        self.reader.metadata().build_epoch
     }
 
     /// The country of a public address, or None for private, loopback, link-local and unknown ones.
@@ -131,40 +144,41 @@ fn verify(reader: &Reader<Mmap>) -> Result<(), MaxMindDbError> {
     Ok(())
 }
 
-/// Recognises the layout from the metadata's database type, and failing that from a sample record.
+/// How many records [`detect_layout`] inspects before concluding that a database has no country data.
+const LAYOUT_SAMPLE_RECORDS: usize = 1000;
+
+/// Recognises the layout: MaxMind's country-bearing database types by name, anything else (the
+/// geo-whois-asn-country type is just "country ipvAll") by the first records that carry a country.
+/// MaxMind's other types (ASN, ISP, Anonymous-IP...) have no country and are refused.
 fn detect_layout(reader: &Reader<Mmap>) -> Option<RecordLayout> {
     let database_type = reader.metadata().database_type.to_ascii_lowercase();
-    if database_type.contains("geoip2") || database_type.contains("geolite2") {
+    let maxmind_family = ["geoip2", "geolite2", "dbip"]
+        .iter()
+        .any(|prefix| database_type.starts_with(prefix));
+    let has_country = ["country", "city", "enterprise"]
+        .iter()
+        .any(|kind| database_type.contains(kind));
+    if maxmind_family && has_country {
         return Some(RecordLayout::MaxMind);
     }
-    let samples: [IpAddr; 4] = [
-        [8, 8, 8, 8].into(),
-        [1, 1, 1, 1].into(),
-        [81, 2, 69, 142].into(),
-        "2001:4860:4860::8888".parse().ok()?,
-    ];
-    samples.into_iter().find_map(|ip| {
-        let result = reader.lookup(ip).ok()?;
-        if result
-            .decode_path::<String>(&path!["country_code"])
-            .ok()?
-            .is_some()
-        {
-            Some(RecordLayout::CountryCode)
-        } else if result
-            .decode_path::<String>(&path!["country", "iso_code"])
-            .ok()?
-            .is_some()
-            || result
-                .decode_path::<String>(&path!["registered_country", "iso_code"])
-                .ok()?
-                .is_some()
-        {
-            Some(RecordLayout::MaxMind)
-        } else {
-            None
-        }
-    })
+    let networks = reader.networks(maxminddb::WithinOptions::default()).ok()?;
+    networks
+        .take(LAYOUT_SAMPLE_RECORDS)
+        .filter_map(Result::ok)
+        .find_map(|record| {
+            let has = |path: &[maxminddb::PathElement<'_>]| {
+                matches!(record.decode_path::<String>(path), Ok(Some(_)))
+            };
+            if has(&path!["country_code"]) {
+                Some(RecordLayout::CountryCode)
+            } else if has(&path!["country", "iso_code"])
+                || has(&path!["registered_country", "iso_code"])
+            {
+                Some(RecordLayout::MaxMind)
+            } else {
+                None
+            }
+        })
 }
 
 /// Addresses that can never belong to a country: loopback, private, link-local, shared, documentation,
@@ -198,18 +212,33 @@ fn is_public(ip: IpAddr) -> bool {
 
 /// The database in use, swappable while requests keep flowing.
 pub struct GeoIp {
+    path: PathBuf,
     current: ArcSwap<CountryDatabase>,
+    reloads: watch::Sender<ReloadStatus>,
+}
+
+/// What became of the reload attempts so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// Reload attempts, successful or not.
+    pub attempts: u64,
+    /// Attempts that swapped a new database in.
+    pub loaded: u64,
+    /// Why the latest attempt was refused; None once an attempt succeeds.
+    pub last_refusal: Option<String>,
 }
 
 impl GeoIp {
-    pub fn new(database: CountryDatabase) -> Self {
-        Self {
-            current: ArcSwap::from_pointee(database),
-        }
-    }
-
+    /// Opens, verifies and recognises the database file. This walks the whole database: call it
+    /// where blocking is allowed.
     pub fn open(path: &Path) -> Result<Self, GeoIpError> {
-        CountryDatabase::open(path).map(Self::new)
+        let database = CountryDatabase::open(path)?;
+        observability::geoip_database_built(database.build_epoch());
+        Ok(Self {
+            path: path.to_owned(),
+            current: ArcSwap::from_pointee(database),
+            reloads: watch::Sender::new(ReloadStatus::default()),
+        })
     }
 
     pub fn country(&self, ip: IpAddr) -> Option<String> {
@@ -220,12 +249,94 @@ impl GeoIp {
         self.current.load_full()
     }
 
-    /// Re-opens the database file; a file that cannot be opened leaves the current database in use.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Follows the outcome of every reload attempt.
+    pub fn reload_status(&self) -> watch::Receiver<ReloadStatus> {
+        self.reloads.subscribe()
+    }
+
+    /// Re-opens the database file and swaps it in; a file that cannot be opened, is corrupt or has
+    /// no country data is refused and the current database stays in use. Blocking, like [`Self::open`].
     pub fn reload(&self) -> Result<(), GeoIpError> {
-        let path = self.current.load().path.clone();
-        let database = CountryDatabase::open(&path)?;
-        tracing::info!(path = %path.display(), database_type = database.database_type(), "GeoIP database reloaded");
-        self.current.store(Arc::new(database));
-        Ok(())
+        let result = CountryDatabase::open(&self.path);
+        let outcome = match result {
+            Ok(database) => {
+                tracing::info!(
+                    path = %self.path.display(),
+                    database_type = database.database_type(),
+                    layout = ?database.layout(),
+                    "GeoIP database reloaded"
+                );
+                observability::geoip_database_built(database.build_epoch());
+                self.current.store(Arc::new(database));
+                observability::geoip_reload("loaded");
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(
+                    path = %self.path.display(),
+                    %error,
+                    "new GeoIP database refused; the previous one stays in use"
+                );
+                observability::geoip_reload("refused");
+                Err(error)
+            }
+        };
+        self.reloads.send_modify(|status| {
+            status.attempts += 1;
+            match &outcome {
+                Ok(()) => {
+                    status.loaded += 1;
+                    status.last_refusal = None;
+                }
+                Err(error) => status.last_refusal = Some(error.to_string()),
+            }
+        });
+        outcome
+    }
+}
+
+/// Keeps the database current: reloads it on every reload request, and whenever the file's
+/// fingerprint changes, checked every `poll_interval` (None: only on request). A file that was
+/// refused is not retried until it changes again, so a bad file is reported once, not every poll.
+/// Runs until dropped.
+pub async fn watch_file(
+    geoip: Arc<GeoIp>,
+    mut requests: ReloadSubscription,
+    poll_interval: Option<Duration>,
+) {
+    let mut seen = geoip.current().fingerprint;
+    let mut ticker = poll_interval.map(|period| {
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker
+    });
+    loop {
+        let poll = async {
+            match ticker.as_mut() {
+                Some(ticker) => {
+                    ticker.tick().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let forced = tokio::select! {
+            () = requests.next() => true,
+            () = poll => false,
+        };
+        let now = FileFingerprint::of(geoip.path()).ok();
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        let reloading = geoip.clone();
+        // The verification walks the whole database: keep it off the request-serving threads.
+        // Its outcome is logged and counted by reload() itself.
+        tokio::task::spawn_blocking(move || reloading.reload().ok())
+            .await
+            .ok();
     }
 }

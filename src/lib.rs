@@ -2,8 +2,8 @@
 //!
 //! `ingest` decodes the wire format (`legacy` the protocols of PMM 2), `geoip` and `client_ip`
 //! turn the sender's address into a country, `store` holds all SQL, `writer` batches commits, `app`
-//! is the HTTP surface, `web` the landing page built from the `catalogue` of known metric keys, and
-//! `server` wires them together at start-up.
+//! is the HTTP surface, `web` the landing page built from the `catalogue` of known metric keys,
+//! `reload` re-reads files on SIGHUP, and `server` wires them together at start-up.
 
 pub mod app;
 pub mod catalogue;
@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod legacy;
 pub mod observability;
 pub mod rate_limit;
+pub mod reload;
 pub mod server;
 pub mod store;
 pub mod web;

@@ -68,6 +68,15 @@ pub fn geoip_lookup(result: &'static str) {
     counter!("telemetry_geoip_lookups_total", "result" => result).increment(1);
 }
 
+pub fn geoip_reload(result: &'static str) {
+    counter!("telemetry_geoip_reloads_total", "result" => result).increment(1);
+}
+
+/// The build time of the database in use, to alert on one that stopped being updated.
+pub fn geoip_database_built(build_epoch: u64) {
+    gauge!("telemetry_geoip_database_build_timestamp_seconds").set(build_epoch as f64);
+}
+
 pub fn pool_state(size: u32, idle: usize) {
     gauge!("telemetry_db_pool_connections", "state" => "open").set(size as f64);
     gauge!("telemetry_db_pool_connections", "state" => "idle").set(idle as f64);

@@ -8,15 +8,14 @@ use std::time::Duration;
 
 use axum_server::tls_rustls::RustlsConfig;
 use sqlx::PgPool;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::app::{self, AppState, RouterOptions};
-use crate::client_ip::TrustedProxies;
 use crate::config::Config;
-use crate::geoip::{GeoIp, GeoIpError};
+use crate::geoip::{self, GeoIp, GeoIpError};
 use crate::observability;
 use crate::rate_limit::ClientRateLimiter;
+use crate::reload::{ReloadRequests, ReloadSubscription};
 use crate::store::{self, DatabaseSettings, StoreError};
 use crate::writer::Writer;
 
@@ -48,6 +47,10 @@ pub enum StartupError {
     },
     #[error("server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("cannot install the SIGHUP handler: {0}")]
+    Signal(#[source] std::io::Error),
+    #[error("opening the GeoIP database failed: {0}")]
+    GeoIpTask(#[source] std::io::Error),
 }
 
 /// Where the bundled database is looked for when `GEOIP_DATABASE` is not set: next to the sources
@@ -62,19 +65,28 @@ pub fn bundled_geoip_candidates() -> Vec<PathBuf> {
     ]
 }
 
-fn open_geoip(configured: Option<&Path>) -> Result<GeoIp, StartupError> {
-    if let Some(path) = configured {
-        return Ok(GeoIp::open(path)?);
-    }
-    let candidates = bundled_geoip_candidates();
-    let bundled = candidates
-        .iter()
-        .find(|path| path.is_file())
-        .ok_or_else(|| {
-            let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-            StartupError::NoBundledGeoIp(looked.join(", "))
-        })?;
-    Ok(GeoIp::open(bundled)?)
+/// Opens the configured database, or else the bundled one. Verification walks the whole file, so
+/// it runs on a blocking thread.
+async fn open_geoip(configured: Option<&Path>) -> Result<GeoIp, StartupError> {
+    let path = match configured {
+        Some(path) => path.to_owned(),
+        None => {
+            let candidates = bundled_geoip_candidates();
+            candidates
+                .iter()
+                .find(|path| path.is_file())
+                .cloned()
+                .ok_or_else(|| {
+                    let looked: Vec<String> =
+                        candidates.iter().map(|p| p.display().to_string()).collect();
+                    StartupError::NoBundledGeoIp(looked.join(", "))
+                })?
+        }
+    };
+    let opened = tokio::task::spawn_blocking(move || GeoIp::open(&path))
+        .await
+        .map_err(|join_error| StartupError::GeoIpTask(std::io::Error::other(join_error)))?;
+    Ok(opened?)
 }
 
 /// Connects (creating the database if needed), retrying with back-off until `startup_timeout` runs out,
@@ -119,6 +131,8 @@ pub struct RunningServer {
     pub local_addr: SocketAddr,
     pub pool: PgPool,
     pub geoip: Arc<GeoIp>,
+    /// SIGHUP sends these; so can anything else that wants files re-read now.
+    pub reload: ReloadRequests,
     handle: axum_server::Handle<SocketAddr>,
     grace: Duration,
     task: JoinHandle<Result<(), StartupError>>,
@@ -140,9 +154,14 @@ impl RunningServer {
 /// Brings the whole service up and returns once it is listening.
 pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
     let metrics = observability::install();
-    let geoip = Arc::new(open_geoip(config.geoip_database.as_deref())?);
+    let geoip = Arc::new(open_geoip(config.geoip_database.as_deref()).await?);
     let current = geoip.current();
-    tracing::info!(path = %current.path().display(), database_type = current.database_type(), "GeoIP database loaded");
+    tracing::info!(
+        path = %current.path().display(),
+        database_type = current.database_type(),
+        layout = ?current.layout(),
+        "GeoIP database loaded"
+    );
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(load_tls(cert, key).await?),
         _ => None,
@@ -170,7 +189,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         pool: pool.clone(),
         writer,
         geoip: geoip.clone(),
-        trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+        trusted_proxies: config.trusted_proxies(),
         limits: config.limits(),
         metrics,
         rate_limiter: rate_limiter.clone(),
@@ -187,7 +206,14 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
     let make_service = router.into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let header_timeout = Duration::from_secs(config.header_read_timeout_secs);
+    let reload = ReloadRequests::default();
     let mut background = JoinSet::new();
+    background.spawn(reload.forward_sighup().map_err(StartupError::Signal)?);
+    background.spawn(geoip::watch_file(
+        geoip.clone(),
+        reload.subscribe(),
+        config.geoip_reload_interval(),
+    ));
     if let Some(limiter) = rate_limiter {
         background.spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
@@ -198,7 +224,12 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         });
     }
     if let (Some(tls), Some(cert), Some(key)) = (&tls, &config.tls_cert, &config.tls_key) {
-        background.spawn(reload_tls_on_sighup(tls.clone(), cert.clone(), key.clone()));
+        background.spawn(reload_tls(
+            tls.clone(),
+            cert.clone(),
+            key.clone(),
+            reload.subscribe(),
+        ));
     }
 
     let serve_handle = handle.clone();
@@ -237,6 +268,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         local_addr,
         pool,
         geoip,
+        reload,
         handle,
         grace: Duration::from_secs(config.shutdown_grace_secs),
         task,
@@ -270,13 +302,16 @@ async fn load_tls(cert: &Path, key: &Path) -> Result<RustlsConfig, StartupError>
         })
 }
 
-/// Re-reads the certificate and key on SIGHUP (after a renewal); a bad pair keeps the old one in use.
-async fn reload_tls_on_sighup(tls: RustlsConfig, cert: PathBuf, key: PathBuf) {
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::error!("cannot listen for SIGHUP; TLS certificates will not be reloaded");
-        return;
-    };
-    while hangups.recv().await.is_some() {
+/// Re-reads the certificate and key on every reload request (SIGHUP, after a renewal); a bad pair
+/// keeps the old one in use.
+async fn reload_tls(
+    tls: RustlsConfig,
+    cert: PathBuf,
+    key: PathBuf,
+    mut requests: ReloadSubscription,
+) {
+    loop {
+        requests.next().await;
         match tls.reload_from_pem_file(&cert, &key).await {
             Ok(()) => tracing::info!(cert = %cert.display(), "TLS certificate reloaded"),
             Err(error) => tracing::error!(cert = %cert.display(), key = %key.display(), %error,

@@ -143,6 +143,11 @@ impl TestApp {
         }
     }
 
+    /// The running service, e.g. to reach its GeoIP database or reload requests.
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().expect("the service is running")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }
