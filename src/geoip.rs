@@ -340,3 +340,54 @@ pub async fn watch_file(
             .ok();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_looked_up() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.1.2.3",
+            "192.0.2.1",
+            "224.0.0.1",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+        ] {
+            let ip: IpAddr = private.parse().unwrap();
+            assert!(!is_public(ip), "{private} is not public");
+            assert!(!is_public(ip.to_canonical()), "{private} is not public");
+        }
+        for public in ["8.8.8.8", "81.2.69.142", "2001:218::1", "2a00:1450::1"] {
+            assert!(is_public(public.parse().unwrap()), "{public} is public");
+        }
+    }
+
+    #[test]
+    fn country_lookup_canonicalises_mapped_addresses() {
+        let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/geo-whois-asn-country.mmdb");
+        let database = CountryDatabase::open(&bundled).unwrap();
+        // The database has no IPv4-mapped subtree: without canonicalisation these would be unknown.
+        assert_eq!(
+            database
+                .country("::ffff:8.8.8.8".parse().unwrap())
+                .as_deref(),
+            Some("US")
+        );
+        assert_eq!(database.country("::ffff:10.0.0.1".parse().unwrap()), None);
+        assert_eq!(database.country("::ffff:127.0.0.1".parse().unwrap()), None);
+    }
+}
