@@ -1,6 +1,6 @@
 //! Country lookup through real HTTP with real .mmdb files: every database format, broken and corrupt
-//! files at start-up and on reload, swapping the file under load, SIGHUP, and who may set the
-//! client address. The test client always connects from loopback (no country), so public addresses
+//! files at start-up and on reload, swapping the file under load, SIGHUP to the real binary, and who
+//! may set the client address. The test client always connects from loopback (no country), so public addresses
 //! reach the service through a trusted proxy's X-Forwarded-For.
 
 mod common;
@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{TestApp, test_config, test_data};
+use common::binary::Service;
+use common::{TestApp, database_url, drop_database, fresh_database_name, test_config, test_data};
 use serde_json::json;
 use telemetry_server::config::Config;
 use telemetry_server::geoip::{RecordLayout, ReloadStatus};
@@ -431,32 +432,85 @@ async fn swapping_the_file_under_load_fails_no_request() {
         .await;
 }
 
+/// The country the binary stored for a report its trusted loopback proxy forwarded for `client`.
+async fn binary_country_of(service: &Service, pool: &sqlx::PgPool, client: &str) -> Option<String> {
+    let instance = Uuid::new_v4();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/v1/telemetry/GenericReport",
+            service.port
+        ))
+        .header("x-forwarded-for", client)
+        .body(one_report(instance))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    sqlx::query_scalar("SELECT country_code FROM reports WHERE instance_id = $1")
+        .bind(instance)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// In its own process, as a signal reaches every service in the process it is sent to.
 #[tokio::test]
-async fn sighup_reloads_the_database() {
+async fn sighup_reloads_the_database_and_a_refusal_is_logged() {
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("country.mmdb");
     std::fs::copy(test_data(COUNTRY_TEST), &database).unwrap();
-    let watched = database.clone();
-    let app = TestApp::spawn_with(move |config| {
-        config.geoip_database = Some(watched);
+    let database_name = fresh_database_name().await;
+    let mut service = Service::start(&[
+        ("DATABASE_URL", database_url(&database_name)),
+        ("GEOIP_DATABASE", database.display().to_string()),
         // No polling: only the signal can make the service notice the new file.
-        config.geoip_reload_interval_secs = 0;
-        trust_loopback(config);
-    })
+        ("GEOIP_RELOAD_INTERVAL_SECS", "0".to_owned()),
+        ("TRUSTED_PROXIES", "127.0.0.0/8".to_owned()),
+        ("NO_COLOR", "1".to_owned()),
+    ])
     .await;
-    assert_countries(&app, &[("67.43.156.1", Some("BT"))]).await;
-
-    let before = reload_status(&app);
-    replace_file(&bundled_database(), &database);
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &std::process::id().to_string()])
-        .status()
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&database_url(&database_name))
+        .await
         .unwrap();
-    assert!(status.success());
-    let after = next_reload(&app, &before).await;
-    assert_eq!((after.loaded, after.last_refusal), (1, None));
-    assert_countries(&app, &[("67.43.156.1", Some("US"))]).await;
-    app.cleanup().await;
+    assert_eq!(
+        binary_country_of(&service, &pool, "67.43.156.1")
+            .await
+            .as_deref(),
+        Some("BT")
+    );
+
+    replace_file(&test_data(BROKEN[0]), &database);
+    service.signal("HUP");
+    let refused = service.wait_for_line(|line| line.contains("refused")).await;
+    assert!(refused.contains("ERROR"), "{refused}");
+    assert!(
+        refused.contains(&format!("GeoIP database {} is corrupt", database.display())),
+        "the line names the path and the reason: {refused}"
+    );
+    assert_eq!(
+        binary_country_of(&service, &pool, "67.43.156.1")
+            .await
+            .as_deref(),
+        Some("BT")
+    );
+
+    replace_file(&bundled_database(), &database);
+    service.signal("HUP");
+    service
+        .wait_for_line(|line| line.contains("GeoIP database reloaded"))
+        .await;
+    assert_eq!(
+        binary_country_of(&service, &pool, "67.43.156.1")
+            .await
+            .as_deref(),
+        Some("US")
+    );
+
+    pool.close().await;
+    service.stop().await;
+    drop_database(&database_name).await;
 }
 
 #[tokio::test]

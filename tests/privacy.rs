@@ -7,17 +7,11 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use common::binary::Service;
 use common::{database_url, drop_database, fresh_database_name, test_data};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 /// Direct clients: the service sees these as TCP peers.
@@ -32,9 +26,6 @@ const FORWARDED: [(&str, &str); 3] = [
 ];
 /// What a direct, untrusted client claims to be: ignored, and not written anywhere either.
 const SPOOFED: &str = "175.16.199.1";
-
-/// Upper bound for the binary to start or stop; a safety net against hanging, not a speed claim.
-const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Every way an address is commonly written: dotted quad, reversed for in-addr.arpa, IPv6
 /// compressed, uncompressed and zero-padded, IPv4-mapped (both notations), hex and decimal integer.
@@ -68,113 +59,6 @@ fn textual_forms(ip: IpAddr) -> Vec<String> {
             forms
         }
         IpAddr::V6(v6) => v6_forms(v6),
-    }
-}
-
-/// Removes terminal colour codes, which could otherwise split an address in the log text.
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The binary, with everything it writes to stdout and stderr collected line by line.
-struct Service {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    collectors: [JoinHandle<()>; 2],
-    port: u16,
-}
-
-fn collect(
-    stream: impl AsyncRead + Unpin + Send + 'static,
-    lines: Arc<Mutex<Vec<String>>>,
-    seen: mpsc::UnboundedSender<String>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut reader = BufReader::new(stream).lines();
-        while let Ok(Some(line)) = reader.next_line().await {
-            let line = strip_ansi(&line);
-            lines.lock().unwrap().push(line.clone());
-            seen.send(line).ok();
-        }
-    })
-}
-
-impl Service {
-    async fn start(database_url: &str, log_format: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_telemetry-server"))
-            .env_clear()
-            .env("DATABASE_URL", database_url)
-            // Dual-stack, so that both IPv4 and IPv6 clients connect.
-            .env("LISTEN_ADDR", "[::]:0")
-            .env("RUST_LOG", "trace")
-            .env("LOG_FORMAT", log_format)
-            .env("GEOIP_DATABASE", test_data("GeoIP2-Country-Test.mmdb"))
-            .env("TRUSTED_PROXIES", format!("{PROXY}/32"))
-            .env("SHUTDOWN_GRACE_SECS", "10")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the binary starts");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (seen, mut seen_lines) = mpsc::unbounded_channel();
-        let collectors = [
-            collect(child.stdout.take().unwrap(), lines.clone(), seen.clone()),
-            collect(child.stderr.take().unwrap(), lines.clone(), seen),
-        ];
-        let port = tokio::time::timeout(PROCESS_TIMEOUT, async {
-            while let Some(line) = seen_lines.recv().await {
-                if line.contains("listening") && line.contains("addr") {
-                    let (_, after) = line
-                        .split_once("]:")
-                        .expect("the listening line has the port");
-                    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-                    return digits.parse::<u16>().unwrap();
-                }
-            }
-            panic!("the binary stopped before listening");
-        })
-        .await
-        .expect("the binary listens");
-        Self {
-            child,
-            lines,
-            collectors,
-            port,
-        }
-    }
-
-    /// SIGTERM, then wait for a clean exit, so that every log line is written.
-    async fn stop(mut self) -> Vec<String> {
-        let pid = self.child.id().expect("still running").to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let status = tokio::time::timeout(PROCESS_TIMEOUT, self.child.wait())
-            .await
-            .expect("the binary stops")
-            .unwrap();
-        assert!(status.success(), "exit status {status}");
-        for collector in self.collectors {
-            collector.await.unwrap();
-        }
-        Arc::into_inner(self.lines).unwrap().into_inner().unwrap()
     }
 }
 
@@ -220,7 +104,17 @@ impl Responses {
 async fn no_address_is_kept(log_format: &str) {
     let database_name = fresh_database_name().await;
     let database_url = database_url(&database_name);
-    let service = Service::start(&database_url, log_format).await;
+    let service = Service::start(&[
+        ("DATABASE_URL", database_url.clone()),
+        ("RUST_LOG", "trace".to_owned()),
+        ("LOG_FORMAT", log_format.to_owned()),
+        (
+            "GEOIP_DATABASE",
+            test_data("GeoIP2-Country-Test.mmdb").display().to_string(),
+        ),
+        ("TRUSTED_PROXIES", format!("{PROXY}/32")),
+    ])
+    .await;
     let v4_url = format!("http://127.0.0.1:{}", service.port);
     let v6_url = format!("http://[::1]:{}", service.port);
     let ingest = "/v1/telemetry/GenericReport";

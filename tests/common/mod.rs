@@ -1,6 +1,8 @@
 //! Shared test helpers: a real service on a random port against a fresh PostgreSQL database.
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
+pub mod binary;
+
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
