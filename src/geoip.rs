@@ -4,7 +4,6 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -58,7 +57,9 @@ impl CountryDatabase {
     pub fn open(path: &Path) -> Result<Self, GeoIpError> {
         let fingerprint = FileFingerprint::of(path).ok();
         // SAFETY: the mapping stays valid as long as the file is replaced by renaming a new file over
-        // it (what geoipupdate and `install` do), which is the documented way to update the database.
+        // it (what geoipupdate, `install` and Kubernetes volume updates do), which is the documented
+        // way to update the database. Rewriting it in place (`cp` over it) would change or truncate
+        // the pages under the database in use.
         let reader = unsafe { Reader::open_mmap(path) }.map_err(|source| GeoIpError::Open {
             path: path.to_owned(),
             source,
