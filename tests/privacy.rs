@@ -1,8 +1,8 @@
 //! The client address exists only for the country lookup. The real binary runs with every log
 //! target at trace level; reports and bad requests come from several loopback source addresses
-//! (IPv4 and IPv6, direct) and from public addresses forwarded by a trusted proxy. Then a full
-//! `pg_dump` of its database, every line it logged, every response it gave and its metrics are
-//! searched for each address in every textual form.
+//! (IPv4 and IPv6, direct; one of them until it is rate limited) and from public addresses
+//! forwarded by a trusted proxy. Then a full `pg_dump` of its database, every line it logged, every
+//! response it gave and its metrics are searched for each address in every textual form.
 
 mod common;
 
@@ -88,6 +88,11 @@ struct Responses(String);
 
 impl Responses {
     async fn send(&mut self, request: reqwest::RequestBuilder, expected_status: u16) {
+        let (status, body) = self.send_any(request).await;
+        assert_eq!(status, expected_status, "{body}");
+    }
+
+    async fn send_any(&mut self, request: reqwest::RequestBuilder) -> (u16, String) {
         let response = request
             .send()
             .await
@@ -95,9 +100,9 @@ impl Responses {
         let status = response.status().as_u16();
         self.0.push_str(&format!("{:?}\n", response.headers()));
         let body = response.text().await.unwrap();
-        assert_eq!(status, expected_status, "{body}");
         self.0.push_str(&body);
         self.0.push('\n');
+        (status, body)
     }
 }
 
@@ -113,6 +118,9 @@ async fn no_address_is_kept(log_format: &str) {
             test_data("GeoIP2-Country-Test.mmdb").display().to_string(),
         ),
         ("TRUSTED_PROXIES", format!("{PROXY}/32")),
+        // Low enough for the last step below to reach it, high enough for everything before.
+        ("RATE_LIMIT_PER_MINUTE", "1".to_owned()),
+        ("RATE_LIMIT_BURST", "10".to_owned()),
     ])
     .await;
     let v4_url = format!("http://127.0.0.1:{}", service.port);
@@ -153,6 +161,18 @@ async fn no_address_is_kept(log_format: &str) {
             .send(client.get(format!("{base}/healthz")), 200)
             .await;
     }
+
+    // The rate limiter keys on the client address (hashed): drive one client into it.
+    let limited = client_from(DIRECT_V4);
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let request = limited
+            .post(format!("{v4_url}{ingest}"))
+            .header("content-type", "application/json")
+            .body(one_report(Uuid::new_v4()));
+        statuses.push(responses.send_any(request).await.0);
+    }
+    assert!(statuses.contains(&429), "rate limited: {statuses:?}");
 
     let proxy = client_from(PROXY);
     let mut forwarded_instances = Vec::new();
