@@ -1,7 +1,7 @@
 //! The client address exists only for the country lookup. The real binary runs with every log
 //! target at trace level; reports and bad requests come from several loopback source addresses
 //! (IPv4 and IPv6, direct; one of them until it is rate limited) and from public addresses
-//! forwarded by a trusted proxy. Then a full `pg_dump` of its database, every line it logged, every
+//! forwarded by a trusted proxy, over GenericReport and PMM 2's JSON and v1 text protocols. Then a full `pg_dump` of its database, every line it logged, every
 //! response it gave and its metrics are searched for each address in every textual form.
 
 mod common;
@@ -9,7 +9,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::binary::Service;
-use common::{database_url, drop_database, fresh_database_name, test_data};
+use common::{database_url, drop_database, fixture, fresh_database_name, test_data};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
@@ -160,6 +160,19 @@ async fn no_address_is_kept(log_format: &str) {
         responses
             .send(client.get(format!("{base}/healthz")), 200)
             .await;
+        // PMM 2's JSON protocol, valid and invalid.
+        let legacy = |body: Vec<u8>| {
+            client
+                .post(format!("{base}/v1/telemetry/Report"))
+                .header("content-type", "application/json")
+                .body(body)
+        };
+        responses
+            .send(legacy(fixture("legacy-pmm2-servermetric-report.json")), 200)
+            .await;
+        responses
+            .send(legacy(br#"{"events":[{"id":"x"}]}"#.to_vec()), 400)
+            .await;
     }
 
     // The rate limiter keys on the client address (hashed): drive one client into it.
@@ -176,6 +189,7 @@ async fn no_address_is_kept(log_format: &str) {
 
     let proxy = client_from(PROXY);
     let mut forwarded_instances = Vec::new();
+    let mut forwarded_v1_instances = Vec::new();
     for (client, _) in FORWARDED {
         let post = || {
             proxy
@@ -187,6 +201,15 @@ async fn no_address_is_kept(log_format: &str) {
         forwarded_instances.push(instance);
         responses.send(post().body(one_report(instance)), 200).await;
         responses.send(post().body("[]"), 400).await;
+        // PMM 2's v1 plain-text protocol.
+        let instance = Uuid::new_v4();
+        forwarded_v1_instances.push(instance);
+        let v1 = proxy
+            .post(format!("{v4_url}/v1/pmm-version-check"))
+            .header("content-type", "plain/text")
+            .header("x-forwarded-for", client)
+            .body(format!("{};PMM;2.9.1\n", instance.simple()));
+        responses.send(v1, 200).await;
     }
     let metrics = proxy
         .get(format!("{v4_url}/metrics"))
@@ -235,7 +258,19 @@ async fn no_address_is_kept(log_format: &str) {
         .connect(&database_url)
         .await
         .unwrap();
-    for (instance, (_, country)) in forwarded_instances.iter().zip(FORWARDED) {
+    for (instances, (_, country)) in forwarded_instances
+        .iter()
+        .zip(&forwarded_v1_instances)
+        .zip(FORWARDED)
+    {
+        let (instance, v1_instance) = instances;
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT country_code FROM instances WHERE instance_id = $1")
+                .bind(v1_instance)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(stored.as_deref(), Some(country), "v1 protocol");
         let stored: Option<String> =
             sqlx::query_scalar("SELECT country_code FROM instances WHERE instance_id = $1")
                 .bind(instance)
