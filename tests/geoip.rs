@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::binary::Service;
-use common::{TestApp, database_url, drop_database, fresh_database_name, test_config, test_data};
+use common::{TestApp, drop_database, fresh_database, test_config, test_data};
 use serde_json::json;
 use telemetry_server::config::Config;
 use telemetry_server::geoip::{RecordLayout, ReloadStatus};
@@ -459,9 +459,9 @@ async fn sighup_reloads_the_database_and_a_refusal_is_logged() {
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("country.mmdb");
     std::fs::copy(test_data(COUNTRY_TEST), &database).unwrap();
-    let database_name = fresh_database_name().await;
+    let (database_name, database_url) = fresh_database().await;
     let mut service = Service::start(&[
-        ("DATABASE_URL", database_url(&database_name)),
+        ("DATABASE_URL", database_url.clone()),
         ("GEOIP_DATABASE", database.display().to_string()),
         // No polling: only the signal can make the service notice the new file.
         ("GEOIP_RELOAD_INTERVAL_SECS", "0".to_owned()),
@@ -471,7 +471,7 @@ async fn sighup_reloads_the_database_and_a_refusal_is_logged() {
     .await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
-        .connect(&database_url(&database_name))
+        .connect(&database_url)
         .await
         .unwrap();
     assert_eq!(

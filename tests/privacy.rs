@@ -9,7 +9,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::binary::Service;
-use common::{database_url, drop_database, fixture, fresh_database_name, test_data};
+use common::{drop_database, fixture, fresh_database, test_data};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
@@ -107,8 +107,7 @@ impl Responses {
 }
 
 async fn no_address_is_kept(log_format: &str) {
-    let database_name = fresh_database_name().await;
-    let database_url = database_url(&database_name);
+    let (database_name, database_url) = fresh_database().await;
     let service = Service::start(&[
         ("DATABASE_URL", database_url.clone()),
         ("RUST_LOG", "trace".to_owned()),
