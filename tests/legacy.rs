@@ -753,6 +753,15 @@ async fn bad_legacy_input_is_refused_and_changes_nothing() {
             "metrics[1].time.nanos",
         ),
         (
+            // chrono represents it, PostgreSQL's timestamptz (from 4713 BC) cannot: this was a 500.
+            "time before the year 1",
+            with(
+                "time",
+                json!({"seconds": -1_000_000_000_000i64, "nanos": 0}),
+            ),
+            "metrics[1].time",
+        ),
+        (
             "bad duration",
             with("upDuration", json!("one day")),
             "metrics[1].upDuration: \"one day\" is not a duration",

@@ -306,6 +306,11 @@ fn uuid_from_bytes(bytes: &[u8], path: &str) -> Result<Uuid, IngestError> {
         .map_err(|_| invalid(path, format!("expected 16 bytes, got {}", bytes.len())))
 }
 
+/// `google.protobuf.Timestamp`'s range, 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z, as Go's
+/// `timestamppb.CheckValid` enforces it. chrono reaches much further back than PostgreSQL's
+/// `timestamptz` (4713 BC), so a time outside it would fail the commit instead of the request.
+const TIMESTAMP_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
 fn created_at(
     time: Option<prost_types::Timestamp>,
     path: &str,
@@ -313,12 +318,13 @@ fn created_at(
     let time = time.ok_or_else(|| invalid(path, "is required"))?;
     u32::try_from(time.nanos)
         .ok()
+        .filter(|_| TIMESTAMP_SECONDS.contains(&time.seconds))
         .and_then(|nanos| DateTime::from_timestamp(time.seconds, nanos))
         .ok_or_else(|| {
             invalid(
                 path,
                 format!(
-                    "seconds {} and nanos {} are not a valid time",
+                    "seconds {} and nanos {} are not a valid time between the years 1 and 9999",
                     time.seconds, time.nanos
                 ),
             )
@@ -385,5 +391,27 @@ mod tests {
             distribution_method: 9,
         };
         assert_eq!(bare.metrics(), [pair("DistributionMethod", "9")]);
+    }
+
+    #[test]
+    fn times_are_bounded_to_the_years_1_to_9999() {
+        let at = |seconds| created_at(Some(prost_types::Timestamp { seconds, nanos: 0 }), "time");
+        assert_eq!(
+            at(-62_135_596_800).unwrap().to_rfc3339(),
+            "0001-01-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            at(253_402_300_799).unwrap().to_rfc3339(),
+            "9999-12-31T23:59:59+00:00"
+        );
+        for seconds in [
+            -62_135_596_801,
+            253_402_300_800,
+            -1_000_000_000_000,
+            i64::MIN,
+        ] {
+            let error = at(seconds).unwrap_err().to_string();
+            assert!(error.starts_with("time: seconds "), "{error}");
+        }
     }
 }
