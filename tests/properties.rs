@@ -75,7 +75,9 @@ fn timestamp_text() -> impl Strategy<Value = (DateTime<Utc>, String)> {
             let instant = DateTime::from_timestamp(seconds, nanos / unit * unit)
                 .expect("the range is within chrono's");
             let offset = FixedOffset::east_opt(offset_minutes * 60).expect("offset under a day");
-            let text = instant.with_timezone(&offset).to_rfc3339_opts(format, use_z);
+            let text = instant
+                .with_timezone(&offset)
+                .to_rfc3339_opts(format, use_z);
             (instant, text)
         })
 }
@@ -103,8 +105,7 @@ fn family() -> impl Strategy<Value = (Option<Value>, ProductFamily)> {
 
 /// Text without U+0000 (which PostgreSQL cannot store and the validator refuses).
 fn text(max_chars: usize) -> impl Strategy<Value = String> {
-    proptest::string::string_regex(&format!("[^\\x00]{{0,{max_chars}}}"))
-        .expect("a valid regex")
+    proptest::string::string_regex(&format!("[^\\x00]{{0,{max_chars}}}")).expect("a valid regex")
 }
 
 fn metric_key() -> impl Strategy<Value = String> {
@@ -242,7 +243,10 @@ fn report_case() -> impl Strategy<Value = ReportCase> {
                     json!(created.1),
                 );
                 if let Some(value) = family.0 {
-                    report.insert(name("productFamily", "product_family", snake[2]).into(), value);
+                    report.insert(
+                        name("productFamily", "product_family", snake[2]).into(),
+                        value,
+                    );
                 }
                 let (entries, pairs): (Vec<Value>, Vec<(String, String)>) =
                     metrics.into_iter().unzip();
@@ -272,10 +276,24 @@ fn report_case() -> impl Strategy<Value = ReportCase> {
 }
 
 fn apply(report: &mut Value, defect: &Defect, snake: [bool; 4]) {
-    let instance_key = if snake[0] { "instance_id" } else { "instanceId" };
-    let time_key = if snake[1] { "create_time" } else { "createTime" };
-    let family_key = if snake[2] { "product_family" } else { "productFamily" };
-    let fields = report.as_object_mut().expect("reports are built as objects");
+    let instance_key = if snake[0] {
+        "instance_id"
+    } else {
+        "instanceId"
+    };
+    let time_key = if snake[1] {
+        "create_time"
+    } else {
+        "createTime"
+    };
+    let family_key = if snake[2] {
+        "product_family"
+    } else {
+        "productFamily"
+    };
+    let fields = report
+        .as_object_mut()
+        .expect("reports are built as objects");
     let metrics = fields
         .entry("metrics")
         .or_insert_with(|| Value::Array(Vec::new()));
@@ -311,7 +329,11 @@ fn apply(report: &mut Value, defect: &Defect, snake: [bool; 4]) {
         Defect::ValueTooLong => metrics
             .push(json!({"key": "k", "value": "v".repeat(Limits::default().max_value_bytes + 1)})),
         Defect::InstanceIdGivenTwice => {
-            let other = if snake[0] { "instanceId" } else { "instance_id" };
+            let other = if snake[0] {
+                "instanceId"
+            } else {
+                "instance_id"
+            };
             fields.insert(other.into(), json!(Uuid::new_v4().to_string()));
         }
         Defect::ReportNotAnObject => *report = json!([report.clone()]),
@@ -512,7 +534,11 @@ fn any_body_gets_200_or_400_over_http() {
         let before = app.count("reports").await;
         let status = answer(app, body).await?;
         if status == 400 {
-            prop_assert_eq!(app.count("reports").await, before, "a refused request stored something");
+            prop_assert_eq!(
+                app.count("reports").await,
+                before,
+                "a refused request stored something"
+            );
         }
         Ok(())
     });
@@ -534,7 +560,11 @@ fn randomised_reports_are_stored_exactly_when_valid_over_http() {
             prop_assert_eq!(stored_reports(app, &distinct).await, expected);
         } else {
             prop_assert_eq!(status, 400);
-            prop_assert_eq!(app.count("reports").await, before, "a refused request stored something");
+            prop_assert_eq!(
+                app.count("reports").await,
+                before,
+                "a refused request stored something"
+            );
         }
         Ok(())
     });

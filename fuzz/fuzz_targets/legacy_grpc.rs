@@ -1,0 +1,24 @@
+//! The gRPC method of PMM 2.4–2.24: arbitrary bytes as the protobuf `ReportRequest` tonic decodes,
+//! then the validator.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use prost::Message;
+use telemetry_server::ingest::Limits;
+use telemetry_server::legacy::{self, proto::ReportRequest};
+use telemetry_server_fuzz::assert_storable;
+
+fuzz_target!(|message: &[u8]| {
+    let Ok(request) = ReportRequest::decode(message) else {
+        return;
+    };
+    let limits = Limits::default();
+    let Ok(reports) = legacy::grpc_reports(request, &limits) else {
+        return;
+    };
+    assert!(reports.len() <= limits.max_reports);
+    for (report, _protocol) in &reports {
+        assert_storable(report, &limits);
+    }
+});
