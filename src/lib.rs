@@ -2,8 +2,9 @@
 //!
 //! `ingest` decodes the wire format, `geoip` and `client_ip` turn the sender's address into a
 //! country, `store` holds all SQL, `writer` batches commits, `app` is the HTTP surface, `web` the
-//! landing page built from the `catalogue` of known metric keys, and `server` wires them together
-//! at start-up.
+//! landing page built from the `catalogue` of known metric keys, `retention` keeps the analytics
+//! rollups current and expires raw reports, `synthetic` generates test history, and `server` wires
+//! them together at start-up.
 
 pub mod app;
 pub mod catalogue;
@@ -13,7 +14,9 @@ pub mod geoip;
 pub mod ingest;
 pub mod observability;
 pub mod rate_limit;
+pub mod retention;
 pub mod server;
 pub mod store;
+pub mod synthetic;
 pub mod web;
 pub mod writer;
