@@ -232,6 +232,7 @@ CREATE TABLE analytics.daily_activity (
     active_instances    integer NOT NULL,
     reporting_instances integer NOT NULL,
     new_instances       integer NOT NULL,
+    active_by_window    integer[] NOT NULL,
     PRIMARY KEY (day, product_family)
 );
 COMMENT ON TABLE analytics.daily_activity IS
@@ -242,11 +243,15 @@ COMMENT ON COLUMN analytics.daily_activity.product_family IS 'ProductFamily enum
 COMMENT ON COLUMN analytics.daily_activity.active_instances IS 'Instances that reported on this day or the 29 days before.';
 COMMENT ON COLUMN analytics.daily_activity.reporting_instances IS 'Instances that reported on this day.';
 COMMENT ON COLUMN analytics.daily_activity.new_instances IS 'Instances whose first report ever is on this day.';
+COMMENT ON COLUMN analytics.daily_activity.active_by_window IS
+    'Element w (1 to 30): instances that reported on this day or the w - 1 days before; [1] is '
+    'reporting_instances, [30] active_instances. analytics.active_instances() reads it.';
 
 CREATE TABLE analytics.daily_versions (
     day                 date    NOT NULL,
     product_family      text    NOT NULL,
     version             text    NOT NULL,
+    line                text,
     active_instances    integer NOT NULL,
     reporting_instances integer NOT NULL,
     PRIMARY KEY (day, product_family, version)
@@ -257,6 +262,7 @@ COMMENT ON TABLE analytics.daily_versions IS
 COMMENT ON COLUMN analytics.daily_versions.day IS 'UTC day.';
 COMMENT ON COLUMN analytics.daily_versions.product_family IS 'ProductFamily enum name.';
 COMMENT ON COLUMN analytics.daily_versions.version IS 'Product version (PMMServerVersion, pillar_version, Everest version).';
+COMMENT ON COLUMN analytics.daily_versions.line IS 'Release line of the version (analytics.release_line), e.g. 3 or 8.0.';
 COMMENT ON COLUMN analytics.daily_versions.active_instances IS 'Active instances (30-day window) running this version.';
 COMMENT ON COLUMN analytics.daily_versions.reporting_instances IS 'Instances that reported this version on this day.';
 
@@ -408,6 +414,7 @@ BEGIN
     -- carrying the state of its latest report on or before that day.
     CREATE TEMP TABLE refresh_active ON COMMIT DROP AS
     SELECT r.day + g.offset_days AS day, r.instance_id, r.product_family,
+           g.offset_days AS days_since_report,
            g.offset_days = 0 AS reported,
            g.offset_days = 0 AND r.day = (i.first_seen AT TIME ZONE 'UTC')::date AS is_new,
            r.first_version, r.first_up_duration_seconds, r.version, r.country_code,
@@ -429,16 +436,44 @@ BEGIN
 
     DELETE FROM analytics.daily_activity WHERE day BETWEEN from_day AND to_day;
     INSERT INTO analytics.daily_activity
-    SELECT day, product_family, count(*), count(*) FILTER (WHERE reported), count(*) FILTER (WHERE is_new)
-    FROM refresh_active
-    GROUP BY day, product_family;
+    WITH ages AS (
+        SELECT day, product_family, days_since_report, count(*) AS instances,
+               count(*) FILTER (WHERE is_new) AS new_instances
+        FROM refresh_active
+        GROUP BY day, product_family, days_since_report
+    ),
+    windows AS (
+        SELECT a.day, a.product_family, w.window_days,
+               sum(a.instances) FILTER (WHERE a.days_since_report < w.window_days) AS active
+        FROM ages a
+        CROSS JOIN generate_series(1, analytics.default_window_days()) AS w(window_days)
+        GROUP BY a.day, a.product_family, w.window_days
+    )
+    SELECT w.day, w.product_family,
+           max(w.active) FILTER (WHERE w.window_days = analytics.default_window_days()),
+           coalesce(max(w.active) FILTER (WHERE w.window_days = 1), 0),
+           (SELECT coalesce(sum(a.new_instances), 0) FROM ages a
+            WHERE a.day = w.day AND a.product_family = w.product_family),
+           array_agg(coalesce(w.active, 0)::integer ORDER BY w.window_days)
+    FROM windows w
+    GROUP BY w.day, w.product_family;
 
     DELETE FROM analytics.daily_versions WHERE day BETWEEN from_day AND to_day;
+    -- Lines are worked out once per distinct version: release_line() is not cheap enough per row.
     INSERT INTO analytics.daily_versions
-    SELECT day, product_family, version, count(*), count(*) FILTER (WHERE reported)
-    FROM refresh_active
-    WHERE version IS NOT NULL
-    GROUP BY day, product_family, version;
+    WITH counts AS (
+        SELECT day, product_family, version, count(*) AS active, count(*) FILTER (WHERE reported) AS reporting
+        FROM refresh_active
+        WHERE version IS NOT NULL
+        GROUP BY day, product_family, version
+    ),
+    lines AS MATERIALIZED (
+        SELECT product_family, version, analytics.release_line(product_family, version) AS line
+        FROM (SELECT DISTINCT product_family, version FROM counts) AS versions
+    )
+    SELECT c.day, c.product_family, c.version, l.line, c.active, c.reporting
+    FROM counts c
+    JOIN lines l USING (product_family, version);
 
     DELETE FROM analytics.daily_countries WHERE day BETWEEN from_day AND to_day;
     INSERT INTO analytics.daily_countries
@@ -481,32 +516,40 @@ BEGIN
     WHERE a.product_family = 'PRODUCT_FAMILY_PMM' AND u.value IS NOT NULL
     GROUP BY a.day, u.measure;
 
+    -- One row per server, day and monitored version, so that plain counts are distinct servers.
     CREATE TEMP TABLE refresh_services ON COMMIT DROP AS
-    SELECT a.day, a.instance_id, s.database, s.version
+    SELECT a.day, a.instance_id, s.database, s.version, count(*) AS services
     FROM refresh_active a
     CROSS JOIN LATERAL (
         SELECT 'mysql', unnest(a.mysql_versions)
         UNION ALL SELECT 'mongodb', unnest(a.mongodb_versions)
         UNION ALL SELECT 'postgresql', unnest(a.postgresql_versions)
     ) AS s(database, version)
-    WHERE a.product_family = 'PRODUCT_FAMILY_PMM';
+    WHERE a.product_family = 'PRODUCT_FAMILY_PMM'
+    GROUP BY a.day, a.instance_id, s.database, s.version;
+    ANALYZE refresh_services;
 
     DELETE FROM analytics.daily_monitored_databases WHERE day BETWEEN from_day AND to_day;
     INSERT INTO analytics.daily_monitored_databases
-    SELECT day, database, version, count(DISTINCT instance_id), count(*)
+    SELECT day, database, version, count(*), sum(services)
     FROM refresh_services
     GROUP BY day, database, version;
 
     DELETE FROM analytics.daily_monitored_database_lines WHERE day BETWEEN from_day AND to_day;
     INSERT INTO analytics.daily_monitored_database_lines
-    SELECT s.day, s.database, l.line, count(DISTINCT s.instance_id), count(*)
-    FROM refresh_services s
-    JOIN (
+    WITH lines AS MATERIALIZED (
         SELECT database, version, analytics.release_line(database, version) AS line
         FROM (SELECT DISTINCT database, version FROM refresh_services) AS versions
-    ) l USING (database, version)
-    WHERE l.line IS NOT NULL
-    GROUP BY s.day, s.database, l.line;
+    )
+    SELECT day, database, line, count(*), sum(services)
+    FROM (
+        SELECT s.day, s.database, l.line, s.instance_id, sum(s.services) AS services
+        FROM refresh_services s
+        JOIN lines l USING (database, version)
+        WHERE l.line IS NOT NULL
+        GROUP BY s.day, s.database, l.line, s.instance_id
+    ) AS per_server
+    GROUP BY day, database, line;
 
     DROP TABLE refresh_services;
     DROP TABLE refresh_active;
@@ -516,7 +559,7 @@ $$;
 COMMENT ON FUNCTION analytics.refresh_days(date, date) IS
     'Rebuilds every daily_* rollup for the days from_day..to_day from analytics.instance_days and returns '
     'the number of active instance-days it counted. Idempotent; the retention job calls it for days whose '
-    'reports changed, a week at a time.';
+    'reports changed, four weeks at a time.';
 
 CREATE FUNCTION analytics.refresh_periods(from_day date, to_day date, today date) RETURNS void
     LANGUAGE plpgsql
@@ -700,6 +743,21 @@ BEGIN
     IF from_day IS NULL OR to_day IS NULL OR from_day > to_day THEN
         RAISE EXCEPTION 'from_day must be on or before to_day';
     END IF;
+    IF window_days <= analytics.default_window_days()
+       AND to_day <= (SELECT s.refreshed_through FROM analytics.rollup_state s) THEN
+        RETURN QUERY
+        WITH families AS (
+            SELECT DISTINCT a.product_family FROM analytics.daily_activity a
+            WHERE a.day BETWEEN from_day AND to_day AND a.active_by_window[window_days] > 0
+        )
+        SELECT g.day::date, f.product_family, coalesce(a.active_by_window[window_days], 0)::bigint
+        FROM generate_series(from_day, to_day, interval '1 day') AS g(day)
+        CROSS JOIN families f
+        LEFT JOIN analytics.daily_activity a ON a.day = g.day::date AND a.product_family = f.product_family
+        ORDER BY 2, 1;
+        RETURN;
+    END IF;
+    -- Longer windows, or days the rollups do not have yet: from the per-instance daily facts.
     RETURN QUERY
     WITH spans AS (
         SELECT r.product_family, greatest(r.day, from_day) AS starts,
@@ -732,8 +790,9 @@ END;
 $$;
 COMMENT ON FUNCTION analytics.active_instances(integer, date, date) IS
     'Active instances per day from from_day to to_day and product family, where active means reported '
-    'within the last window_days days (1 = reported that day). Computed from analytics.instance_days, so '
-    'its cost grows with the date range; for the 30-day window read analytics.active_instances_daily.';
+    'within the last window_days days (1 = reported that day). Windows up to 30 days come from the '
+    'rollups (daily_activity.active_by_window); longer ones are computed from analytics.instance_days, '
+    'which takes seconds per month of range at 100,000 instances.';
 
 CREATE VIEW analytics.releases AS
 WITH history AS (
@@ -814,7 +873,11 @@ BEGIN ATOMIC
         SELECT v.day, sum(v.active_instances) AS older_instances
         FROM analytics.daily_versions v
         WHERE v.product_family = instances_older_than.product_family
-          AND version_sort_key(v.version) < version_sort_key(instances_older_than.version)
+          AND v.version IN (
+              SELECT known.version
+              FROM (SELECT DISTINCT k.version FROM analytics.daily_versions k
+                    WHERE k.product_family = instances_older_than.product_family) AS known
+              WHERE version_sort_key(known.version) < version_sort_key(instances_older_than.version))
         GROUP BY v.day
     ) o ON o.day = a.day
     WHERE a.product_family = instances_older_than.product_family
@@ -827,7 +890,7 @@ COMMENT ON FUNCTION analytics.instances_older_than(text, text, date, date) IS
     'Example: SELECT * FROM analytics.instances_older_than(''PRODUCT_FAMILY_PMM'', ''3.0.0'').';
 
 CREATE VIEW analytics.product_lines_daily AS
-SELECT v.day, v.product_family, analytics.release_line(v.product_family, v.version) AS line,
+SELECT v.day, v.product_family, v.line,
        sum(v.active_instances)::integer AS active_instances,
        round(sum(v.active_instances)::numeric / max(a.active_instances), 4) AS share_of_family
 FROM analytics.daily_versions v
@@ -892,7 +955,7 @@ COMMENT ON COLUMN analytics.monitored_database_versions.services IS 'Monitored s
 COMMENT ON COLUMN analytics.monitored_database_versions.share_of_services IS 'Share of all monitored services of this database.';
 
 CREATE VIEW analytics.pillar_versions AS
-SELECT v.product_family, v.version, analytics.release_line(v.product_family, v.version) AS line,
+SELECT v.product_family, v.version, v.line,
        v.active_instances, round(v.active_instances::numeric / a.active_instances, 4) AS share_of_family
 FROM analytics.daily_versions v
 JOIN analytics.rollup_state s ON v.day = s.complete_through

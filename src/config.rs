@@ -36,6 +36,9 @@ pub enum Command {
     /// Write synthetic telemetry history into the database (for demos, tests and benchmarks), then
     /// refresh the analytics rollups and exit.
     Generate(GenerateArgs),
+    /// Run the retention job once (refresh the analytics rollups, then delete raw reports older than
+    /// RETENTION_DAYS) and exit; for deployments that schedule it themselves.
+    Retention,
 }
 
 /// Options of the `generate` subcommand; the model behind them is described in `src/synthetic.rs`.

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use telemetry_server::config::{Cli, Command, Config, GenerateArgs, LogFormat};
-use telemetry_server::{server, synthetic};
+use telemetry_server::{retention, server, synthetic};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -13,6 +13,7 @@ async fn main() -> ExitCode {
         Command::Migrate => server::migrate_only(&cli.config).await,
         Command::Serve => serve(&cli.config).await,
         Command::Generate(args) => generate(&cli.config, &args).await,
+        Command::Retention => retention_once(&cli.config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -34,6 +35,15 @@ async fn generate(config: &Config, args: &GenerateArgs) -> Result<(), server::St
     let pool = server::connect_and_migrate(config).await?;
     let summary = synthetic::generate(&pool, &synthetic::Settings::from_args(args)).await?;
     println!("{summary}");
+    pool.close().await;
+    Ok(())
+}
+
+async fn retention_once(config: &Config) -> Result<(), server::StartupError> {
+    let pool = server::connect_and_migrate(config).await?;
+    let run =
+        retention::run_once(&pool, config.retention().keep_reports, chrono::Utc::now()).await?;
+    println!("{run}");
     pool.close().await;
     Ok(())
 }

@@ -32,6 +32,22 @@ pub struct RetentionRun {
     pub deleted_reports: u64,
 }
 
+impl std::fmt::Display for RetentionRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let days: i64 = self
+            .refresh
+            .ranges
+            .iter()
+            .map(|range| (range.to - range.from).num_days() + 1)
+            .sum();
+        write!(
+            f,
+            "rebuilt {days} days of rollups ({} active instance-days), deleted {} raw reports",
+            self.refresh.active_instance_days, self.deleted_reports
+        )
+    }
+}
+
 /// One run as of `now`: refresh the rollups through `now`'s UTC day, then delete raw reports that
 /// arrived before `now - keep_reports`. Safe to repeat and to run from several processes at once.
 pub async fn run_once(

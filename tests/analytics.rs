@@ -349,30 +349,38 @@ async fn activity_views_count_instances_within_the_window() {
     );
     assert_eq!(actual, expected);
 
-    // Any window, through the function.
-    let from = end_date() - Days::new(20);
-    let rows: Vec<(NaiveDate, String, i64)> =
-        sqlx::query_as("SELECT * FROM analytics.active_instances(7, $1, $2)")
-            .bind(from)
-            .bind(end_date())
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
-    let actual: BTreeMap<(NaiveDate, String), i64> = rows
-        .into_iter()
-        .map(|(day, family, active)| ((day, family), active))
-        .collect();
-    let families: BTreeSet<&str> = actual.keys().map(|(_, family)| family.as_str()).collect();
-    let mut expected = BTreeMap::new();
-    for date in from.iter_days().take_while(|day| *day <= end_date()) {
-        for family in &families {
-            expected.insert((date, (*family).to_owned()), 0);
+    // Any window, through the function: 7 and 30 days from the rollups, 45 days (longer than
+    // the rollups keep) and a range past the last refresh from the daily facts.
+    for (window, from, to) in [
+        (7, end_date() - Days::new(20), end_date()),
+        (30, end_date() - Days::new(5), today),
+        (45, end_date() - Days::new(20), end_date()),
+        (3, end_date() - Days::new(3), today + Days::new(2)),
+    ] {
+        let rows: Vec<(NaiveDate, String, i64)> =
+            sqlx::query_as("SELECT * FROM analytics.active_instances($1::int, $2, $3)")
+                .bind(window)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&app.pool)
+                .await
+                .unwrap();
+        let actual: BTreeMap<(NaiveDate, String), i64> = rows
+            .into_iter()
+            .map(|(day, family, active)| ((day, family), active))
+            .collect();
+        let families: BTreeSet<&str> = actual.keys().map(|(_, family)| family.as_str()).collect();
+        let mut expected = BTreeMap::new();
+        for date in from.iter_days().take_while(|day| *day <= to) {
+            for family in &families {
+                expected.insert((date, (*family).to_owned()), 0);
+            }
+            for ((_, family), _) in model.active(date, window) {
+                *expected.entry((date, family.to_owned())).or_insert(0) += 1;
+            }
         }
-        for ((_, family), _) in model.active(date, 7) {
-            *expected.entry((date, family.to_owned())).or_insert(0) += 1;
-        }
+        assert_eq!(actual, expected, "window of {window} days");
     }
-    assert_eq!(actual, expected);
     let window_one: Vec<(NaiveDate, String, i64)> = sqlx::query_as(
         "SELECT * FROM analytics.active_instances(1, $1, $1) WHERE product_family = $2",
     )
