@@ -80,8 +80,8 @@ SELECT pg_temp.copy_id(u.instance_id, k), u.product_family, u.from_version, u.to
        pg_temp.copy_id(u.report_id, k)
 FROM upgrades u CROSS JOIN generate_series(1, $copies) AS k;
 ANALYZE analytics.instance_days;
-ANALYZE instances;
-ANALYZE upgrades;
+VACUUM ANALYZE instances;
+VACUUM ANALYZE upgrades;
 SQL
 copy_s=$(seconds_since "$started")
 
@@ -173,8 +173,9 @@ per-instance daily facts, instances and upgrades were copied under new IDs: $ins
 (the rows $target_days daily reports leave behind), $total_instances instances, $upgrade_rows upgrades,
 $active_now instances active on the snapshot day $snapshot. The views read only these tables and the
 rollups, never raw reports, so this is the volume they face. Raw reports for all of it were not stored:
-at the size measured below that is about $(python3 -c "print(round($reports_bytes / $raw_reports * $target_days / 1073741824))") GB, more than this machine's free disk,
-and hours of ingest on 2 cores; the retention job would delete them after 400 days anyway.
+at the size measured below they would take about $(python3 -c "print(round($reports_bytes / $raw_reports * $target_days / 1073741824))") GB (this machine had $(( free_mb / 1024 )) GB free),
+and at the $(( raw_reports / (generate_s > 0 ? generate_s : 1) )) reports/s the generator reached through \`store::insert_reports\`
+here, $(python3 -c "print(round($target_days / max($raw_reports / max($generate_s, 1), 1) / 3600, 1))") hours of ingest.
 
 **Storage.**
 

@@ -398,6 +398,17 @@ COMMENT ON COLUMN analytics.rollup_state.complete_through IS 'Last UTC day that 
 COMMENT ON COLUMN analytics.rollup_state.refreshed_at IS
     'Start of the refresh; reports received after it are folded in by the next one.';
 
+CREATE TABLE analytics.stale_days (
+    day      date        PRIMARY KEY,
+    noted_at timestamptz NOT NULL
+);
+COMMENT ON TABLE analytics.stale_days IS
+    'Days whose rollups the next refresh must rebuild although no report for them arrived: a late '
+    'report showed that an instance started earlier, so it is no longer new on its old first day. '
+    'Written by ingest, emptied by the refresh.';
+COMMENT ON COLUMN analytics.stale_days.day IS 'The instance''s old first day (UTC).';
+COMMENT ON COLUMN analytics.stale_days.noted_at IS 'Start of the ingest transaction that noted it.';
+
 -- ---------------------------------------------------------------------------------------------
 -- Rollup maintenance (called by the service's retention job, not by analysts)
 -- ---------------------------------------------------------------------------------------------
@@ -409,10 +420,28 @@ AS $$
 DECLARE
     active_instance_days bigint;
 BEGIN
+    -- A refresh calls this once per chunk in one transaction. Dropped tables would keep their files
+    -- until the commit; tables created in this transaction are truncated in place instead.
+    IF to_regclass('pg_temp.refresh_active') IS NULL THEN
+        CREATE TEMP TABLE refresh_active (
+            day date, instance_id uuid, product_family text, days_since_report integer, reported boolean,
+            is_new boolean, first_version text, first_up_duration_seconds bigint, version text,
+            country_code text, alerting_enabled boolean, advisors_enabled boolean,
+            backup_management_enabled boolean, dbaas_enabled boolean, access_control_enabled boolean,
+            updates_disabled boolean, grafana_users integer, nodes integer, services integer,
+            mysql_versions text[], mongodb_versions text[], postgresql_versions text[]
+        ) ON COMMIT DROP;
+        CREATE TEMP TABLE refresh_services (
+            day date, instance_id uuid, database text, version text, services bigint
+        ) ON COMMIT DROP;
+    ELSE
+        TRUNCATE refresh_active, refresh_services;
+    END IF;
+
     -- Each instance-day row stands for the instance on the days from its own day until the instance
     -- reports again or the window runs out, so every active instance appears exactly once per day,
     -- carrying the state of its latest report on or before that day.
-    CREATE TEMP TABLE refresh_active ON COMMIT DROP AS
+    INSERT INTO refresh_active
     SELECT r.day + g.offset_days AS day, r.instance_id, r.product_family,
            g.offset_days AS days_since_report,
            g.offset_days = 0 AS reported,
@@ -517,7 +546,7 @@ BEGIN
     GROUP BY a.day, u.measure;
 
     -- One row per server, day and monitored version, so that plain counts are distinct servers.
-    CREATE TEMP TABLE refresh_services ON COMMIT DROP AS
+    INSERT INTO refresh_services
     SELECT a.day, a.instance_id, s.database, s.version, count(*) AS services
     FROM refresh_active a
     CROSS JOIN LATERAL (
@@ -551,8 +580,6 @@ BEGIN
     ) AS per_server
     GROUP BY day, database, line;
 
-    DROP TABLE refresh_services;
-    DROP TABLE refresh_active;
     RETURN active_instance_days;
 END;
 $$;
@@ -605,6 +632,8 @@ BEGIN ATOMIC
         SELECT DISTINCT (r.created_at AT TIME ZONE 'UTC')::date
         FROM reports r, state s
         WHERE r.received_at >= s.refreshed_at - interval '10 minutes'
+        UNION
+        SELECT day FROM analytics.stale_days
     ),
     spans AS (
         SELECT day AS span_from,
@@ -629,8 +658,8 @@ BEGIN ATOMIC
     SELECT min(span_from), max(span_to) FROM islands GROUP BY island ORDER BY 1;
 END;
 COMMENT ON FUNCTION analytics.rollup_ranges(date) IS
-    'The day ranges the next refresh must rebuild: every day from a changed day to 29 days later '
-    '(its 30-day window), plus the days from the last refresh to today, merged into disjoint ranges.';
+    'The day ranges the next refresh must rebuild: every day from a changed or stale day to 29 days '
+    'later (its 30-day window), plus the days from the last refresh to today, merged into disjoint ranges.';
 
 CREATE FUNCTION analytics.finish_refresh(today date) RETURNS void
     LANGUAGE sql
@@ -641,8 +670,11 @@ BEGIN ATOMIC
         refreshed_through = excluded.refreshed_through,
         complete_through = excluded.complete_through,
         refreshed_at = excluded.refreshed_at;
+    -- Newer notes may come from transactions this refresh could not see yet; the next one redoes them.
+    DELETE FROM analytics.stale_days WHERE noted_at < transaction_timestamp() - interval '10 minutes';
 END;
-COMMENT ON FUNCTION analytics.finish_refresh(date) IS 'Records a finished refresh in analytics.rollup_state.';
+COMMENT ON FUNCTION analytics.finish_refresh(date) IS
+    'Records a finished refresh in analytics.rollup_state and forgets the stale days it rebuilt.';
 
 REVOKE EXECUTE ON FUNCTION analytics.refresh_days(date, date) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION analytics.refresh_periods(date, date, date) FROM PUBLIC;
@@ -1044,22 +1076,35 @@ COMMENT ON COLUMN analytics.countries.country_code IS 'ISO 3166-1 alpha-2; NULL 
 COMMENT ON COLUMN analytics.countries.active_instances IS 'Active instances (30-day window) in this country.';
 COMMENT ON COLUMN analytics.countries.share_of_family IS 'Share of all active instances of the family.';
 
+-- The upgrade views group the whole upgrades table; these indexes hand the rows over in group order.
+CREATE INDEX upgrades_path_idx ON upgrades (product_family, from_version, to_version)
+    INCLUDE (instance_id, upgraded_at, is_downgrade);
+CREATE INDEX upgrades_to_version_idx ON upgrades (product_family, to_version, upgraded_at) INCLUDE (is_downgrade);
+
+-- A percentile of (day - first_seen) is the percentile of day, minus first_seen: aggregating day
+-- numbers first and joining the first sightings afterwards keeps the join off the big side.
 CREATE VIEW analytics.upgrade_paths AS
-WITH firsts AS (
+WITH paths AS (
+    SELECT u.product_family, u.from_version, u.to_version, bool_or(u.is_downgrade) AS is_downgrade,
+           count(*) AS upgrades,
+           count(DISTINCT u.instance_id) AS instances,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY (u.upgraded_at AT TIME ZONE 'UTC')::date - DATE '2000-01-01')
+               AS median_day_number,
+           min(u.upgraded_at) AS first_upgrade,
+           max(u.upgraded_at) AS last_upgrade
+    FROM upgrades u
+    GROUP BY u.product_family, u.from_version, u.to_version
+),
+firsts AS (
     SELECT product_family, version, min(day) AS first_seen
     FROM analytics.daily_versions
     GROUP BY 1, 2
 )
-SELECT u.product_family, u.from_version, u.to_version, u.is_downgrade,
-       count(*) AS upgrades,
-       count(DISTINCT u.instance_id) AS instances,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY (u.upgraded_at AT TIME ZONE 'UTC')::date - f.first_seen)
-           AS median_days_after_first_seen,
-       min(u.upgraded_at) AS first_upgrade,
-       max(u.upgraded_at) AS last_upgrade
-FROM upgrades u
-LEFT JOIN firsts f ON f.product_family = u.product_family AND f.version = u.to_version
-GROUP BY 1, 2, 3, 4;
+SELECT p.product_family, p.from_version, p.to_version, p.is_downgrade, p.upgrades, p.instances,
+       p.median_day_number - (f.first_seen - DATE '2000-01-01') AS median_days_after_first_seen,
+       p.first_upgrade, p.last_upgrade
+FROM paths p
+LEFT JOIN firsts f ON f.product_family = p.product_family AND f.version = p.to_version;
 COMMENT ON VIEW analytics.upgrade_paths IS
     'Version changes between consecutive reports of an instance (table upgrades), per from -> to pair.';
 COMMENT ON COLUMN analytics.upgrade_paths.product_family IS 'ProductFamily enum name.';
@@ -1086,19 +1131,25 @@ releases AS (
     FROM firsts f
 ),
 arrivals AS (
-    SELECT u.product_family, u.to_version AS version, (u.upgraded_at AT TIME ZONE 'UTC')::date AS day
+    SELECT u.product_family, u.to_version AS version, count(*) AS upgrades,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY (u.upgraded_at AT TIME ZONE 'UTC')::date - DATE '2000-01-01')
+               AS median_day_number,
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY (u.upgraded_at AT TIME ZONE 'UTC')::date - DATE '2000-01-01')
+               AS p90_day_number
     FROM upgrades u
     WHERE NOT u.is_downgrade
+    GROUP BY u.product_family, u.to_version
 )
 SELECT r.product_family, r.version, r.first_seen, r.days_since_previous_release,
-       count(a.day) AS upgrades,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY a.day - r.first_seen) AS median_days_to_upgrade,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY a.day - r.first_seen) AS p90_days_to_upgrade,
-       round(count(a.day) FILTER (WHERE a.day - r.first_seen <= 30)::numeric / nullif(count(a.day), 0), 4)
-           AS share_within_30_days
+       coalesce(a.upgrades, 0) AS upgrades,
+       a.median_day_number - (r.first_seen - DATE '2000-01-01') AS median_days_to_upgrade,
+       a.p90_day_number - (r.first_seen - DATE '2000-01-01') AS p90_days_to_upgrade,
+       round((SELECT count(*) FROM upgrades u
+              WHERE u.product_family = r.product_family AND u.to_version = r.version AND NOT u.is_downgrade
+                AND u.upgraded_at < (r.first_seen + 31)::timestamp AT TIME ZONE 'UTC')::numeric
+             / a.upgrades, 4) AS share_within_30_days
 FROM releases r
-LEFT JOIN arrivals a ON a.product_family = r.product_family AND a.version = r.version
-GROUP BY 1, 2, 3, 4;
+LEFT JOIN arrivals a ON a.product_family = r.product_family AND a.version = r.version;
 COMMENT ON VIEW analytics.release_adoption IS
     'How fast instances upgrade to each release, next to how long after the previous release of the same '
     'line it appeared: relates release frequency to adoption. Downgrades are left out.';

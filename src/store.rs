@@ -250,6 +250,17 @@ pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64,
                 last_received_at = excluded.last_received_at
             RETURNING 1 AS done
         ),
+        moved_first_days AS (
+            -- A late report older than an instance's first day moves that day: the old one is no
+            -- longer the day the instance was new, and its rollups must be rebuilt.
+            INSERT INTO analytics.stale_days (day, noted_at)
+            SELECT DISTINCT (i.first_seen AT TIME ZONE 'UTC')::date, now()
+            FROM instances i
+            JOIN per_instance p USING (instance_id, product_family)
+            WHERE (p.first_seen AT TIME ZONE 'UTC')::date < (i.first_seen AT TIME ZONE 'UTC')::date
+            ON CONFLICT (day) DO UPDATE SET noted_at = excluded.noted_at
+            RETURNING 1 AS done
+        ),
         day_summary AS (
             SELECT day, instance_id, product_family,
                    count(*) AS report_count,

@@ -1159,8 +1159,9 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
     .unwrap();
     assert_eq!(unknown, "kept in reports.metrics");
 
-    // A new server on 20 February, then a report of its that had been delayed since 5 February:
-    // after a refresh the earlier days count it, and it is new on the 5th, not the 20th.
+    // A new server on 20 February, then a report of its that had been delayed since 5 January: after
+    // a refresh the earlier days count it, and it is new on 5 January, no longer on 20 February
+    // (which is beyond the late report's 30-day window and received nothing new).
     let late = Uuid::new_v4();
     let report = |at: &str, up: &str| {
         handmade(
@@ -1193,18 +1194,46 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
     };
     assert_eq!(active_on("2026-02-10").await, Some((1, 1)));
     assert_eq!(active_on("2026-02-20").await, Some((2, 1)));
-    assert_eq!(active_on("2026-02-07").await, None);
+    assert_eq!(active_on("2026-01-07").await, None);
 
-    write(&app.pool, &[report("2026-02-05T10:00:00Z", "seconds:3600")]).await;
+    // What has arrived so far arrived long before the next refresh.
+    sqlx::query("UPDATE reports SET received_at = received_at - interval '1 day'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE analytics.rollup_state SET refreshed_at = refreshed_at - interval '1 hour'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    write(&app.pool, &[report("2026-01-05T10:00:00Z", "seconds:3600")]).await;
     let refresh = store::refresh_rollups(&app.pool, today).await.unwrap();
-    let first_range = refresh.ranges.first().expect("a range was rebuilt");
+    let day = |d: u32, m: u32| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
     assert_eq!(
-        first_range.from,
-        NaiveDate::from_ymd_opt(2026, 2, 5).unwrap()
+        refresh.ranges,
+        vec![
+            store::DayRange {
+                from: day(5, 1),
+                to: day(3, 2)
+            },
+            store::DayRange {
+                from: day(20, 2),
+                to: today
+            },
+        ]
     );
-    assert_eq!(active_on("2026-02-07").await, Some((1, 0)));
-    assert_eq!(active_on("2026-02-05").await, Some((1, 1)));
+    assert_eq!(active_on("2026-01-07").await, Some((1, 0)));
+    assert_eq!(active_on("2026-01-05").await, Some((1, 1)));
     assert_eq!(active_on("2026-02-20").await, Some((2, 0)));
+    let stale: i64 = sqlx::query_scalar("SELECT count(*) FROM analytics.stale_days")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stale, 1,
+        "noted in the last 10 minutes, so kept for the next refresh too"
+    );
     let grace: Vec<(String, i32, i32)> = sqlx::query_as(
         "SELECT pmm_version, new_instances, first_report_under_24h FROM analytics.grace_period_by_version
          ORDER BY pmm_version",
