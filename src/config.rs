@@ -5,11 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
 use crate::client_ip::{ForwardedHeader, TrustedProxies};
 use crate::ingest::Limits;
+use crate::retention::RetentionSettings;
 use crate::store::DatabaseSettings;
 use crate::writer::WriterSettings;
 
@@ -32,6 +34,40 @@ pub enum Command {
     Serve,
     /// Create the database if needed, apply pending migrations, and exit.
     Migrate,
+    /// Write synthetic telemetry history into the database (for demos, tests and benchmarks), then
+    /// refresh the analytics rollups and exit.
+    Generate(GenerateArgs),
+    /// Run the retention job once (refresh the analytics rollups, then delete raw reports older than
+    /// RETENTION_DAYS) and exit; for deployments that schedule it themselves.
+    Retention,
+}
+
+/// Options of the `generate` subcommand; the model behind them is described in `src/synthetic.rs`.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct GenerateArgs {
+    /// Installations to simulate, across all product families.
+    #[arg(long, default_value_t = 1000)]
+    pub instances: u32,
+
+    /// Days of history, ending with --end-date.
+    #[arg(long, default_value_t = 90)]
+    pub days: u32,
+
+    /// Last day to generate (UTC, YYYY-MM-DD). Default: yesterday.
+    #[arg(long)]
+    pub end_date: Option<NaiveDate>,
+
+    /// Random seed: the same seed, instances and days give the same reports, so a re-run adds nothing.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Reports per storage batch.
+    #[arg(long, default_value_t = 5000)]
+    pub batch_size: usize,
+
+    /// Batches written at the same time.
+    #[arg(long, default_value_t = 2)]
+    pub concurrency: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -157,6 +193,16 @@ pub struct Config {
     /// Seconds given to in-flight requests and batches after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+
+    /// Days raw reports are kept after they arrive; the retention job then deletes them (their daily
+    /// analytics rollups stay). 0 keeps raw reports forever.
+    #[arg(long, env = "RETENTION_DAYS", default_value_t = 400)]
+    pub retention_days: u32,
+
+    /// Seconds between runs of the retention job, which refreshes the analytics rollups and then
+    /// deletes expired raw reports (first run at start-up). 0 disables it, and the rollups go stale.
+    #[arg(long, env = "RETENTION_INTERVAL_SECS", default_value_t = 3600)]
+    pub retention_interval_secs: u64,
 }
 
 /// A literal URL path: the router would read `{...}` and `*` as parameters.
@@ -201,6 +247,15 @@ impl Config {
             max_metrics: self.max_metrics_per_report,
             max_key_bytes: self.max_key_bytes,
             max_value_bytes: self.max_value_bytes,
+        }
+    }
+
+    pub fn retention(&self) -> RetentionSettings {
+        RetentionSettings {
+            keep_reports: (self.retention_days > 0)
+                .then(|| chrono::Duration::days(i64::from(self.retention_days))),
+            interval: (self.retention_interval_secs > 0)
+                .then(|| Duration::from_secs(self.retention_interval_secs)),
         }
     }
 

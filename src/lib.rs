@@ -3,7 +3,8 @@
 //! `ingest` decodes the wire format (`legacy` the protocols of PMM 2), `geoip` and `client_ip`
 //! turn the sender's address into a country, `store` holds all SQL, `writer` batches commits, `app`
 //! is the HTTP surface, `web` the landing page built from the `catalogue` of known metric keys,
-//! `reload` re-reads files on SIGHUP, and `server` wires them together at start-up.
+//! `reload` re-reads files on SIGHUP, `retention` keeps the analytics rollups current and expires raw
+//! reports, `synthetic` generates test history, and `server` wires them together at start-up.
 
 pub mod app;
 pub mod catalogue;
@@ -15,7 +16,9 @@ pub mod legacy;
 pub mod observability;
 pub mod rate_limit;
 pub mod reload;
+pub mod retention;
 pub mod server;
 pub mod store;
+pub mod synthetic;
 pub mod web;
 pub mod writer;

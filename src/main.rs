@@ -1,8 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use telemetry_server::config::{Cli, Command, Config, LogFormat};
-use telemetry_server::server;
+use telemetry_server::config::{Cli, Command, Config, GenerateArgs, LogFormat};
+use telemetry_server::{retention, server, synthetic};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -12,6 +12,8 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => server::migrate_only(&cli.config).await,
         Command::Serve => serve(&cli.config).await,
+        Command::Generate(args) => generate(&cli.config, &args).await,
+        Command::Retention => retention_once(&cli.config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -27,6 +29,23 @@ async fn serve(config: &Config) -> Result<(), server::StartupError> {
     let running = server::start(config).await?;
     shutdown_signal().await;
     running.shutdown().await
+}
+
+async fn generate(config: &Config, args: &GenerateArgs) -> Result<(), server::StartupError> {
+    let pool = server::connect_and_migrate(config).await?;
+    let summary = synthetic::generate(&pool, &synthetic::Settings::from_args(args)).await?;
+    println!("{summary}");
+    pool.close().await;
+    Ok(())
+}
+
+async fn retention_once(config: &Config) -> Result<(), server::StartupError> {
+    let pool = server::connect_and_migrate(config).await?;
+    let run =
+        retention::run_once(&pool, config.retention().keep_reports, chrono::Utc::now()).await?;
+    println!("{run}");
+    pool.close().await;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -81,3 +81,9 @@ pub fn pool_state(size: u32, idle: usize) {
     gauge!("telemetry_db_pool_connections", "state" => "open").set(size as f64);
     gauge!("telemetry_db_pool_connections", "state" => "idle").set(idle as f64);
 }
+
+pub fn retention_run(succeeded: bool, deleted_reports: u64) {
+    let result = if succeeded { "succeeded" } else { "failed" };
+    counter!("telemetry_retention_runs_total", "result" => result).increment(1);
+    counter!("telemetry_retention_deleted_reports_total").increment(deleted_reports);
+}

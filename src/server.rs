@@ -16,6 +16,7 @@ use crate::geoip::{self, GeoIp, GeoIpError};
 use crate::observability;
 use crate::rate_limit::ClientRateLimiter;
 use crate::reload::{ReloadRequests, ReloadSubscription};
+use crate::retention;
 use crate::store::{self, DatabaseSettings, StoreError};
 use crate::writer::Writer;
 
@@ -116,14 +117,20 @@ pub async fn connect_with_retry(
 
 /// Creates the database if needed and applies pending migrations (the `migrate` subcommand).
 pub async fn migrate_only(config: &Config) -> Result<(), StartupError> {
+    let pool = connect_and_migrate(config).await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Connects (waiting for the database as start-up does) and applies pending migrations.
+pub async fn connect_and_migrate(config: &Config) -> Result<PgPool, StartupError> {
     let pool = connect_with_retry(
         &config.database(),
         Duration::from_secs(config.database_startup_timeout_secs),
     )
     .await?;
     store::migrate(&pool).await?;
-    pool.close().await;
-    Ok(())
+    Ok(pool)
 }
 
 /// A service that is accepting requests.
@@ -229,6 +236,15 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
             cert.clone(),
             key.clone(),
             reload.subscribe(),
+        ));
+    }
+    // Stopped mid-run at shutdown, the retention job rolls back and the next start redoes it.
+    let retention = config.retention();
+    if let Some(interval) = retention.interval {
+        background.spawn(retention::run_every(
+            pool.clone(),
+            retention.keep_reports,
+            interval,
         ));
     }
 

@@ -4,6 +4,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, NaiveDate, Utc};
+
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgPool};
 
@@ -176,9 +178,10 @@ impl ReportColumns {
 /// Stores a batch of reports in one transaction and returns how many were new.
 ///
 /// Three set-based statements, whatever the batch size: insert the reports (skipping report ids
-/// already stored) and upsert their instances; then, for each instance that got new reports, drop
-/// and re-derive its upgrades from the earliest new report on, so late or out-of-order reports
-/// never leave a false downgrade or a duplicate upgrade behind.
+/// already stored), upsert their instances and fold them into their per-day analytics row
+/// (`analytics.instance_days`); then, for each instance that got new reports, drop and re-derive
+/// its upgrades from the earliest new report on, so late or out-of-order reports never leave a
+/// false downgrade or a duplicate upgrade behind.
 pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64, StoreError> {
     if reports.is_empty() {
         return Ok(0);
@@ -206,7 +209,8 @@ pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64,
             FROM incoming
             ORDER BY report_id
             ON CONFLICT (report_id) DO NOTHING
-            RETURNING report_id, instance_id, product_family, created_at, version, country_code
+            RETURNING report_id, instance_id, product_family, created_at, version, country_code,
+                      up_duration_seconds, metrics, (created_at AT TIME ZONE 'UTC')::date AS day
         ),
         per_instance AS (
             SELECT instance_id,
@@ -244,6 +248,86 @@ pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64,
                 country_code = coalesce(excluded.country_code, i.country_code),
                 report_count = i.report_count + excluded.report_count,
                 last_received_at = excluded.last_received_at
+            RETURNING 1 AS done
+        ),
+        moved_first_days AS (
+            -- A late report older than an instance's first day moves that day: the old one is no
+            -- longer the day the instance was new, and its rollups must be rebuilt.
+            INSERT INTO analytics.stale_days (day, noted_at)
+            SELECT DISTINCT (i.first_seen AT TIME ZONE 'UTC')::date, now()
+            FROM instances i
+            JOIN per_instance p USING (instance_id, product_family)
+            WHERE (p.first_seen AT TIME ZONE 'UTC')::date < (i.first_seen AT TIME ZONE 'UTC')::date
+            ON CONFLICT (day) DO UPDATE SET noted_at = excluded.noted_at
+            RETURNING 1 AS done
+        ),
+        day_summary AS (
+            SELECT day, instance_id, product_family,
+                   count(*) AS report_count,
+                   min(created_at) AS first_report_at,
+                   (array_agg(up_duration_seconds ORDER BY created_at, report_id))[1] AS first_up_duration_seconds,
+                   (array_agg(version ORDER BY created_at, report_id))[1] AS first_version,
+                   (array_agg(version ORDER BY created_at DESC, report_id DESC)
+                        FILTER (WHERE version IS NOT NULL))[1] AS version,
+                   (array_agg(country_code ORDER BY created_at DESC, report_id DESC)
+                        FILTER (WHERE country_code IS NOT NULL))[1] AS country_code
+            FROM inserted
+            GROUP BY day, instance_id, product_family
+        ),
+        day_latest AS (
+            SELECT DISTINCT ON (day, instance_id, product_family)
+                   day, instance_id, product_family, created_at, report_id, metrics
+            FROM inserted
+            ORDER BY day, instance_id, product_family, created_at DESC, report_id DESC
+        ),
+        folded AS (
+            -- The typed daily facts analytics reads; they outlive the raw reports (src/retention.rs).
+            -- Typed metrics follow the day's latest report, whichever batch it came in.
+            INSERT INTO analytics.instance_days AS d (
+                day, instance_id, product_family, report_count, first_report_at, last_report_at, last_report_id,
+                first_up_duration_seconds, first_version, version, country_code, distribution_method,
+                alerting_enabled, stt_enabled, advisors_disabled, backup_management_enabled, dbaas_enabled,
+                access_control_enabled, updates_disabled, grafana_users, nodes, services,
+                mysql_versions, mongodb_versions, postgresql_versions)
+            SELECT s.day, s.instance_id, s.product_family, s.report_count, s.first_report_at, l.created_at,
+                   l.report_id, s.first_up_duration_seconds, s.first_version, s.version, s.country_code,
+                   m.distribution_method, m.alerting_enabled, m.stt_enabled, m.advisors_disabled,
+                   m.backup_management_enabled, m.dbaas_enabled, m.access_control_enabled, m.updates_disabled,
+                   m.grafana_users, m.nodes, m.services, m.mysql_versions, m.mongodb_versions,
+                   m.postgresql_versions
+            FROM day_summary s
+            JOIN day_latest l USING (day, instance_id, product_family)
+            CROSS JOIN LATERAL analytics.extract_metrics(l.metrics) AS m
+            ORDER BY s.day, s.instance_id, s.product_family
+            ON CONFLICT (day, instance_id, product_family) DO UPDATE SET
+                report_count = d.report_count + excluded.report_count,
+                first_report_at = least(d.first_report_at, excluded.first_report_at),
+                first_up_duration_seconds = CASE WHEN excluded.first_report_at < d.first_report_at
+                    THEN excluded.first_up_duration_seconds ELSE d.first_up_duration_seconds END,
+                first_version = CASE WHEN excluded.first_report_at < d.first_report_at
+                    THEN excluded.first_version ELSE d.first_version END,
+                version = CASE WHEN (excluded.last_report_at, excluded.last_report_id) > (d.last_report_at, d.last_report_id)
+                    THEN coalesce(excluded.version, d.version) ELSE coalesce(d.version, excluded.version) END,
+                country_code = CASE WHEN (excluded.last_report_at, excluded.last_report_id) > (d.last_report_at, d.last_report_id)
+                    THEN coalesce(excluded.country_code, d.country_code)
+                    ELSE coalesce(d.country_code, excluded.country_code) END,
+                (last_report_at, last_report_id, distribution_method, alerting_enabled, stt_enabled,
+                 advisors_disabled, backup_management_enabled, dbaas_enabled, access_control_enabled,
+                 updates_disabled, grafana_users, nodes, services, mysql_versions, mongodb_versions,
+                 postgresql_versions) =
+                (SELECT excluded.last_report_at, excluded.last_report_id, excluded.distribution_method,
+                        excluded.alerting_enabled, excluded.stt_enabled, excluded.advisors_disabled,
+                        excluded.backup_management_enabled, excluded.dbaas_enabled,
+                        excluded.access_control_enabled, excluded.updates_disabled, excluded.grafana_users,
+                        excluded.nodes, excluded.services, excluded.mysql_versions, excluded.mongodb_versions,
+                        excluded.postgresql_versions
+                 WHERE (excluded.last_report_at, excluded.last_report_id) > (d.last_report_at, d.last_report_id)
+                 UNION ALL
+                 SELECT d.last_report_at, d.last_report_id, d.distribution_method, d.alerting_enabled,
+                        d.stt_enabled, d.advisors_disabled, d.backup_management_enabled, d.dbaas_enabled,
+                        d.access_control_enabled, d.updates_disabled, d.grafana_users, d.nodes, d.services,
+                        d.mysql_versions, d.mongodb_versions, d.postgresql_versions
+                 WHERE (excluded.last_report_at, excluded.last_report_id) <= (d.last_report_at, d.last_report_id))
             RETURNING 1 AS done
         )
         SELECT instance_id AS "instance_id!", product_family AS "product_family!",
@@ -325,6 +409,127 @@ pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64,
 
     tx.commit().await.map_err(StoreError::from_sqlx)?;
     Ok(u64::try_from(inserted).unwrap_or(0))
+}
+
+/// A span of UTC days, both ends included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DayRange {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+/// What one rollup refresh rebuilt.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RollupRefresh {
+    pub ranges: Vec<DayRange>,
+    /// Instances counted as active, summed over the rebuilt days.
+    pub active_instance_days: i64,
+}
+
+/// Days rebuilt per statement: four weeks of active instances keep the working set to a few hundred
+/// megabytes at 100,000 instances while reading each day of history only about twice.
+const REFRESH_CHUNK_DAYS: u64 = 28;
+
+/// Serialises rollup refreshes across every process that shares the database.
+const ROLLUP_LOCK_KEY: i64 = 0x7465_6c65_726f_6c6c;
+
+/// Brings the `analytics.daily_*` rollups up to date through `today` (a UTC day, normally the
+/// current one): rebuilds every day whose reports changed since the last refresh, the 29 days after
+/// it (their 30-day window saw the change), and the days since the last refresh.
+///
+/// One transaction under an advisory lock: a second refresh waits and then finds little to do, a
+/// cancelled one leaves nothing behind, and analysts never see half-rebuilt rollups. Ingest runs on
+/// meanwhile; what it commits after the refresh started is picked up by the next refresh.
+pub async fn refresh_rollups(pool: &PgPool, today: NaiveDate) -> Result<RollupRefresh, StoreError> {
+    let mut tx = pool.begin().await.map_err(StoreError::from_sqlx)?;
+    sqlx::query!(
+        r#"SELECT 1 AS "locked!" FROM pg_advisory_xact_lock($1)"#,
+        ROLLUP_LOCK_KEY
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    let ranges: Vec<DayRange> = sqlx::query!(
+        r#"SELECT from_day AS "from_day!", to_day AS "to_day!" FROM analytics.rollup_ranges($1)"#,
+        today
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(StoreError::from_sqlx)?
+    .into_iter()
+    .map(|row| DayRange {
+        from: row.from_day,
+        to: row.to_day,
+    })
+    .collect();
+
+    let mut active_instance_days = 0;
+    for range in &ranges {
+        let mut from = range.from;
+        while from <= range.to {
+            let to = (from + chrono::Days::new(REFRESH_CHUNK_DAYS - 1)).min(range.to);
+            active_instance_days += sqlx::query_scalar!(
+                r#"SELECT analytics.refresh_days($1, $2) AS "active_instance_days!""#,
+                from,
+                to
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+            from = to + chrono::Days::new(1);
+        }
+        sqlx::query!(
+            r#"SELECT 1 AS "done!" FROM analytics.refresh_periods($1, $2, $3)"#,
+            range.from,
+            range.to,
+            today
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    }
+    sqlx::query!(
+        r#"SELECT 1 AS "done!" FROM analytics.finish_refresh($1)"#,
+        today
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    tx.commit().await.map_err(StoreError::from_sqlx)?;
+    Ok(RollupRefresh {
+        ranges,
+        active_instance_days,
+    })
+}
+
+/// Deletes raw reports that arrived before `cutoff`, a chunk per transaction so that ingest and
+/// vacuum keep up, and returns how many went. Their contribution stays in `analytics.instance_days`,
+/// which ingest writes in the same transaction as the report.
+pub async fn delete_reports_received_before(
+    pool: &PgPool,
+    cutoff: DateTime<Utc>,
+    chunk: i64,
+) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    loop {
+        let done = sqlx::query!(
+            r#"
+            DELETE FROM reports
+            WHERE report_id IN (SELECT report_id FROM reports WHERE received_at < $1 LIMIT $2)
+            "#,
+            cutoff,
+            chunk
+        )
+        .execute(pool)
+        .await
+        .map_err(StoreError::from_sqlx)?
+        .rows_affected();
+        // A concurrent run may take rows from under this one; stop only once nothing is left.
+        if done == 0 {
+            return Ok(deleted);
+        }
+        deleted += done;
+    }
 }
 
 /// True when the database answers a trivial query within the pool's acquire timeout.

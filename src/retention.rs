@@ -1,0 +1,94 @@
+//! The retention job: on a schedule, bring the analytics rollups up to date, then delete raw
+//! reports that arrived more than `RETENTION_DAYS` ago.
+//!
+//! Nothing is lost by the deletion: ingest folds every report into `analytics.instance_days` in the
+//! same transaction that stores it, and the daily rollups are rebuilt from there before any report
+//! goes. Age counts from arrival (`received_at`, the server's clock), so a client with a wrong clock
+//! can neither have its reports deleted on arrival nor kept forever.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::observability;
+use crate::store::{self, RollupRefresh, StoreError};
+
+/// Reports deleted per transaction.
+const DELETE_CHUNK: i64 = 10_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetentionSettings {
+    /// How long raw reports are kept after they arrive; `None` keeps them forever.
+    pub keep_reports: Option<chrono::Duration>,
+    /// Time between runs; `None` disables the job (rollups then go stale).
+    pub interval: Option<Duration>,
+}
+
+/// What one run did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetentionRun {
+    pub refresh: RollupRefresh,
+    pub deleted_reports: u64,
+}
+
+impl std::fmt::Display for RetentionRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let days: i64 = self
+            .refresh
+            .ranges
+            .iter()
+            .map(|range| (range.to - range.from).num_days() + 1)
+            .sum();
+        write!(
+            f,
+            "rebuilt {days} days of rollups ({} active instance-days), deleted {} raw reports",
+            self.refresh.active_instance_days, self.deleted_reports
+        )
+    }
+}
+
+/// One run as of `now`: refresh the rollups through `now`'s UTC day, then delete raw reports that
+/// arrived before `now - keep_reports`. Safe to repeat and to run from several processes at once.
+pub async fn run_once(
+    pool: &PgPool,
+    keep_reports: Option<chrono::Duration>,
+    now: DateTime<Utc>,
+) -> Result<RetentionRun, StoreError> {
+    let refresh = store::refresh_rollups(pool, now.date_naive()).await?;
+    let deleted_reports = match keep_reports {
+        Some(keep) => store::delete_reports_received_before(pool, now - keep, DELETE_CHUNK).await?,
+        None => 0,
+    };
+    Ok(RetentionRun {
+        refresh,
+        deleted_reports,
+    })
+}
+
+/// The job: a first run right away, then one per interval, forever. Aborting it at any point is
+/// safe: the refresh is one transaction and deletes go a chunk per transaction.
+pub async fn run_every(pool: PgPool, keep_reports: Option<chrono::Duration>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let started = std::time::Instant::now();
+        match run_once(&pool, keep_reports, Utc::now()).await {
+            Ok(run) => {
+                observability::retention_run(true, run.deleted_reports);
+                tracing::info!(
+                    refreshed_ranges = run.refresh.ranges.len(),
+                    active_instance_days = run.refresh.active_instance_days,
+                    deleted_reports = run.deleted_reports,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "retention run finished"
+                );
+            }
+            Err(error) => {
+                observability::retention_run(false, 0);
+                tracing::warn!(%error, "retention run failed; retrying at the next interval");
+            }
+        }
+    }
+}

@@ -1,0 +1,1459 @@
+//! The analysts' views against answers computed here, in Rust, from the reports themselves: a
+//! generated history is written through `store::insert_reports`, the rollups are refreshed, and
+//! every view is compared with what the reports say.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
+use common::TestApp;
+use sqlx::{AssertSqlSafe, PgPool};
+use telemetry_server::ingest::ProductFamily;
+use telemetry_server::store::{self, NewReport};
+use telemetry_server::synthetic::{Settings, Simulation};
+use uuid::Uuid;
+
+const WINDOW: i64 = 30;
+const PMM: &str = "PRODUCT_FAMILY_PMM";
+
+fn end_date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, 31).unwrap()
+}
+
+fn history_settings(instances: u32, days: u32, seed: u64) -> Settings {
+    Settings {
+        instances,
+        days,
+        end_date: end_date(),
+        seed,
+        batch_size: 500,
+        concurrency: 2,
+    }
+}
+
+/// A service with the retention job off, so that only the test refreshes the rollups.
+async fn spawn() -> TestApp {
+    TestApp::spawn_with(|config| config.retention_interval_secs = 0).await
+}
+
+async fn write(pool: &PgPool, reports: &[NewReport]) {
+    for batch in reports.chunks(500) {
+        store::insert_reports(pool, batch)
+            .await
+            .expect("batch stored");
+    }
+}
+
+/// Generates the history, stores it day by day, refreshes the rollups as of the day after, and
+/// returns every report.
+async fn load_history(pool: &PgPool, settings: &Settings) -> Vec<NewReport> {
+    let mut simulation = Simulation::new(settings);
+    let mut all = Vec::new();
+    while let Some((_, day)) = simulation.next_day() {
+        write(pool, &day).await;
+        all.extend(day);
+    }
+    store::refresh_rollups(pool, settings.end_date + Days::new(1))
+        .await
+        .expect("rollups refresh");
+    all
+}
+
+fn first<'a>(report: &'a NewReport, key: &str) -> Option<&'a str> {
+    report
+        .report
+        .metrics
+        .iter()
+        .find(|metric| metric.key == key)
+        .map(|metric| metric.value.as_str())
+}
+
+fn all_values(report: &NewReport, key: &str) -> Vec<String> {
+    report
+        .report
+        .metrics
+        .iter()
+        .filter(|metric| metric.key == key && !metric.value.is_empty())
+        .map(|metric| metric.value.clone())
+        .collect()
+}
+
+fn flag(value: Option<&str>) -> Option<bool> {
+    match value?.trim().to_ascii_lowercase().as_str() {
+        "1" | "t" | "true" => Some(true),
+        "0" | "f" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn count(value: Option<&str>) -> Option<i64> {
+    value?.trim().parse::<f64>().ok().map(|v| v.round() as i64)
+}
+
+fn version_key(version: &str) -> Vec<u64> {
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|part| !part.is_empty())
+        .map(|part| part.parse().unwrap())
+        .collect()
+}
+
+fn release_line(subject: &str, version: &str) -> Option<String> {
+    let parts = version_key(version);
+    let major = *parts.first()?;
+    if subject == PMM
+        || subject == "PRODUCT_FAMILY_EVEREST"
+        || ((subject == "postgresql" || subject == "PRODUCT_FAMILY_POSTGRESQL") && major >= 10)
+    {
+        return Some(major.to_string());
+    }
+    Some(
+        parts
+            .iter()
+            .take(2)
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("."),
+    )
+}
+
+/// percentile_cont: linear interpolation between the closest ranks.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let position = p * (sorted.len() - 1) as f64;
+    let low = position.floor() as usize;
+    let high = position.ceil() as usize;
+    sorted[low] + (sorted[high] - sorted[low]) * (position - low as f64)
+}
+
+fn ratio(part: i64, whole: i64) -> f64 {
+    part as f64 / whole as f64
+}
+
+fn assert_close(actual: f64, expected: f64, what: &str) {
+    assert!(
+        (actual - expected).abs() < 0.000_051,
+        "{what}: {actual} != {expected}"
+    );
+}
+
+type Key = (Uuid, &'static str);
+type ReleaseRow = (
+    String,
+    String,
+    Option<String>,
+    NaiveDate,
+    Option<NaiveDate>,
+    i32,
+    Option<f64>,
+    i32,
+);
+type AdoptionRow = (
+    String,
+    String,
+    NaiveDate,
+    Option<i32>,
+    i64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+);
+type GraceRow = (Option<String>, i32, i32, i32, Option<f64>);
+type PathStats = (Vec<f64>, BTreeSet<Uuid>);
+type FeatureReader = Box<dyn Fn(&NewReport) -> Option<bool>>;
+type BackfilledDay = (
+    NaiveDate,
+    i32,
+    Option<String>,
+    Option<String>,
+    Option<bool>,
+    Option<Vec<String>>,
+);
+type DayRow = (
+    i32,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    Uuid,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<bool>,
+    Option<Vec<String>>,
+    Option<i32>,
+);
+
+/// The state of one instance on one day: its latest report of that day, and its first.
+#[derive(Clone)]
+struct Day<'a> {
+    latest: &'a NewReport,
+    first: &'a NewReport,
+}
+
+/// The reports seen the way the views see them.
+struct Model<'a> {
+    days: HashMap<Key, BTreeMap<NaiveDate, Day<'a>>>,
+    first_seen: HashMap<Key, NaiveDate>,
+    first_report: HashMap<Key, &'a NewReport>,
+    version_first_seen: HashMap<(&'static str, String), NaiveDate>,
+    first_day: NaiveDate,
+    /// The last day in the rollups (the refresh ran as of the day after the history).
+    today: NaiveDate,
+}
+
+fn order(report: &NewReport) -> (DateTime<Utc>, Uuid) {
+    (report.report.created_at, report.report.report_id)
+}
+
+impl<'a> Model<'a> {
+    fn new(reports: &'a [NewReport], today: NaiveDate) -> Self {
+        let mut days: HashMap<Key, BTreeMap<NaiveDate, Day<'a>>> = HashMap::new();
+        let mut first_report: HashMap<Key, &'a NewReport> = HashMap::new();
+        let mut version_first_seen = HashMap::new();
+        for report in reports {
+            let key = (
+                report.report.instance_id,
+                report.report.product_family.as_str(),
+            );
+            let date = report.report.created_at.date_naive();
+            let day = days.entry(key).or_default().entry(date).or_insert(Day {
+                latest: report,
+                first: report,
+            });
+            if order(report) > order(day.latest) {
+                day.latest = report;
+            }
+            if order(report) < order(day.first) {
+                day.first = report;
+            }
+            let earliest = first_report.entry(key).or_insert(report);
+            if order(report) < order(earliest) {
+                *earliest = report;
+            }
+            if let Some(version) = &report.report.version {
+                let seen = version_first_seen
+                    .entry((key.1, version.clone()))
+                    .or_insert(date);
+                *seen = (*seen).min(date);
+            }
+        }
+        let first_seen = first_report
+            .iter()
+            .map(|(key, report)| (*key, report.report.created_at.date_naive()))
+            .collect();
+        let first_day = reports
+            .iter()
+            .map(|r| r.report.created_at.date_naive())
+            .min()
+            .unwrap();
+        Self {
+            days,
+            first_seen,
+            first_report,
+            version_first_seen,
+            first_day,
+            today,
+        }
+    }
+
+    fn dates(&self) -> impl Iterator<Item = NaiveDate> + use<> {
+        self.first_day.iter_days().take_while({
+            let today = self.today;
+            move |day| *day <= today
+        })
+    }
+
+    /// Every instance active on `date` with the given window, with its latest report on or before it.
+    fn active(&self, date: NaiveDate, window: i64) -> Vec<(Key, &'a NewReport)> {
+        let earliest = date - Days::new((window - 1) as u64);
+        self.days
+            .iter()
+            .filter_map(|(key, days)| {
+                days.range(earliest..=date)
+                    .next_back()
+                    .map(|(_, day)| (*key, day.latest))
+            })
+            .collect()
+    }
+
+    fn reported_on(&self, date: NaiveDate) -> Vec<Key> {
+        self.days
+            .iter()
+            .filter(|(_, days)| days.contains_key(&date))
+            .map(|(key, _)| *key)
+            .collect()
+    }
+
+    fn family_active(&self, date: NaiveDate) -> HashMap<&'static str, i64> {
+        let mut counts = HashMap::new();
+        for ((_, family), _) in self.active(date, WINDOW) {
+            *counts.entry(family).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    fn pmm_active(&self, date: NaiveDate) -> Vec<&'a NewReport> {
+        self.active(date, WINDOW)
+            .into_iter()
+            .filter(|((_, family), _)| *family == PMM)
+            .map(|(_, report)| report)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn activity_views_count_instances_within_the_window() {
+    let app = spawn().await;
+    let settings = history_settings(400, 75, 11);
+    let reports = load_history(&app.pool, &settings).await;
+    let today = end_date() + Days::new(1);
+    let model = Model::new(&reports, today);
+
+    // Daily, over the whole history.
+    let rows: Vec<(NaiveDate, String, i32, i32, i32, bool)> = sqlx::query_as(
+        "SELECT day, product_family, active_instances, reporting_instances, new_instances, complete
+         FROM analytics.active_instances_daily",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let actual: BTreeMap<(NaiveDate, String), (i32, i32, i32, bool)> = rows
+        .into_iter()
+        .map(|(day, family, active, reporting, new, complete)| {
+            ((day, family), (active, reporting, new, complete))
+        })
+        .collect();
+    let mut expected = BTreeMap::new();
+    for date in model.dates() {
+        let mut per_family: HashMap<&str, (i32, i32, i32)> = HashMap::new();
+        for ((_, family), _) in model.active(date, WINDOW) {
+            per_family.entry(family).or_default().0 += 1;
+        }
+        for key in model.reported_on(date) {
+            per_family.entry(key.1).or_default().1 += 1;
+            if model.first_seen[&key] == date {
+                per_family.entry(key.1).or_default().2 += 1;
+            }
+        }
+        for (family, (active, reporting, new)) in per_family {
+            expected.insert(
+                (date, family.to_owned()),
+                (active, reporting, new, date < today),
+            );
+        }
+    }
+    assert!(
+        expected.len() > 300,
+        "history too small: {}",
+        expected.len()
+    );
+    assert_eq!(actual, expected);
+
+    // Any window, through the function: 7 and 30 days from the rollups, 45 days (longer than
+    // the rollups keep) and a range past the last refresh from the daily facts.
+    for (window, from, to) in [
+        (7, end_date() - Days::new(20), end_date()),
+        (30, end_date() - Days::new(5), today),
+        (45, end_date() - Days::new(20), end_date()),
+        (3, end_date() - Days::new(3), today + Days::new(2)),
+    ] {
+        let rows: Vec<(NaiveDate, String, i64)> =
+            sqlx::query_as("SELECT * FROM analytics.active_instances($1::int, $2, $3)")
+                .bind(window)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&app.pool)
+                .await
+                .unwrap();
+        let actual: BTreeMap<(NaiveDate, String), i64> = rows
+            .into_iter()
+            .map(|(day, family, active)| ((day, family), active))
+            .collect();
+        let families: BTreeSet<&str> = actual.keys().map(|(_, family)| family.as_str()).collect();
+        let mut expected = BTreeMap::new();
+        for date in from.iter_days().take_while(|day| *day <= to) {
+            for family in &families {
+                expected.insert((date, (*family).to_owned()), 0);
+            }
+            for ((_, family), _) in model.active(date, window) {
+                *expected.entry((date, family.to_owned())).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(actual, expected, "window of {window} days");
+    }
+    let window_one: Vec<(NaiveDate, String, i64)> = sqlx::query_as(
+        "SELECT * FROM analytics.active_instances(1, $1, $1) WHERE product_family = $2",
+    )
+    .bind(end_date())
+    .bind(PMM)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let reported_pmm = model
+        .reported_on(end_date())
+        .iter()
+        .filter(|(_, family)| *family == PMM)
+        .count() as i64;
+    assert_eq!(window_one, vec![(end_date(), PMM.to_owned(), reported_pmm)]);
+    let refused = sqlx::query("SELECT * FROM analytics.active_instances(0, $1, $1)")
+        .bind(end_date())
+        .execute(&app.pool)
+        .await
+        .expect_err("a window of 0 days is refused");
+    assert!(refused.to_string().contains("window_days"), "{refused}");
+
+    // Weekly and monthly.
+    for (view, period) in [
+        ("analytics.active_instances_weekly", "week"),
+        ("analytics.active_instances_monthly", "month"),
+    ] {
+        let start_column = if period == "week" {
+            "week_start"
+        } else {
+            "month_start"
+        };
+        let rows: Vec<(NaiveDate, String, i32, i32, i32, bool)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {start_column}, product_family, active_instances, reporting_instances, new_instances, complete FROM {view}"
+        )))
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+        assert!(!rows.is_empty());
+        for (start, family, active, reporting, new, complete) in rows {
+            let end = if period == "week" {
+                start + Days::new(6)
+            } else {
+                start.checked_add_months(chrono::Months::new(1)).unwrap() - Days::new(1)
+            };
+            assert_eq!(
+                start,
+                if period == "week" {
+                    start - Days::new(start.weekday().num_days_from_monday().into())
+                } else {
+                    start.with_day(1).unwrap()
+                }
+            );
+            let measured = end.min(today);
+            let expected_active = model
+                .active(measured, WINDOW)
+                .iter()
+                .filter(|((_, f), _)| *f == family)
+                .count() as i32;
+            let in_period = |day: &NaiveDate| *day >= start && *day <= end.min(today);
+            let expected_reporting = model
+                .days
+                .iter()
+                .filter(|((_, f), days)| *f == family && days.keys().any(in_period))
+                .count() as i32;
+            let expected_new = model
+                .first_seen
+                .iter()
+                .filter(|((_, f), day)| *f == family && in_period(day))
+                .count() as i32;
+            assert_eq!(
+                (active, reporting, new, complete),
+                (
+                    expected_active,
+                    expected_reporting,
+                    expected_new,
+                    end < today
+                ),
+                "{view} {start} {family}"
+            );
+        }
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn version_views_follow_releases_legacy_lines_and_upgrades() {
+    let app = spawn().await;
+    let settings = history_settings(400, 75, 23);
+    let reports = load_history(&app.pool, &settings).await;
+    let today = end_date() + Days::new(1);
+    let snapshot = end_date();
+    let model = Model::new(&reports, today);
+    let family_active = model.family_active(snapshot);
+
+    // Versions on the snapshot day, per family.
+    let mut running: HashMap<(&str, String), i64> = HashMap::new();
+    for ((_, family), report) in model.active(snapshot, WINDOW) {
+        *running
+            .entry((family, report.report.version.clone().unwrap()))
+            .or_default() += 1;
+    }
+
+    // releases
+    let rows: Vec<ReleaseRow> = sqlx::query_as(
+        "SELECT product_family, version, line, first_seen, last_reported, active_instances,
+                    share_of_family::float8, peak_active_instances
+             FROM analytics.releases",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), model.version_first_seen.len());
+    for (family, version, line, first_seen, last_reported, active, share, peak) in rows {
+        let family: &str = ProductFamily::from_name(&family).as_str();
+        assert_eq!(
+            first_seen,
+            model.version_first_seen[&(family, version.clone())]
+        );
+        let expected_last = reports
+            .iter()
+            .filter(|r| {
+                r.report.product_family.as_str() == family
+                    && r.report.version.as_deref() == Some(&version)
+            })
+            .map(|r| r.report.created_at.date_naive())
+            .max();
+        assert_eq!(last_reported, expected_last);
+        assert_eq!(line, release_line(family, &version));
+        let expected_active = running
+            .get(&(family, version.clone()))
+            .copied()
+            .unwrap_or(0);
+        assert_eq!(i64::from(active), expected_active, "{family} {version}");
+        match family_active.get(family) {
+            Some(total) => assert_close(share.unwrap(), ratio(expected_active, *total), "share"),
+            None => assert_eq!(share, None),
+        }
+        let expected_peak = model
+            .dates()
+            .map(|date| {
+                model
+                    .active(date, WINDOW)
+                    .iter()
+                    .filter(|((_, f), r)| {
+                        *f == family && r.report.version.as_deref() == Some(&version)
+                    })
+                    .count() as i32
+            })
+            .max()
+            .unwrap();
+        assert_eq!(peak, expected_peak, "peak of {family} {version}");
+    }
+
+    // release_uptake_weekly, for PMM versions
+    let rows: Vec<(String, NaiveDate, NaiveDate, i32, i32, Option<f64>)> = sqlx::query_as(
+        "SELECT version, first_seen, week_start, weeks_since_first_seen, active_instances, share_of_family::float8
+         FROM analytics.release_uptake_weekly WHERE product_family = $1",
+    )
+    .bind(PMM)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let pmm_versions: BTreeSet<&String> = model
+        .version_first_seen
+        .keys()
+        .filter(|(family, _)| *family == PMM)
+        .map(|(_, version)| version)
+        .collect();
+    let mut expected_rows = 0;
+    for version in &pmm_versions {
+        let first_seen = model.version_first_seen[&(PMM, (*version).clone())];
+        let mut week = first_seen - Days::new(first_seen.weekday().num_days_from_monday().into());
+        while week <= today {
+            expected_rows += 1;
+            week = week + Days::new(7);
+        }
+    }
+    assert_eq!(rows.len(), expected_rows);
+    for (version, first_seen, week_start, weeks_since, active, share) in rows {
+        let week_of_first =
+            first_seen - Days::new(first_seen.weekday().num_days_from_monday().into());
+        assert_eq!(
+            i64::from(weeks_since),
+            (week_start - week_of_first).num_days() / 7
+        );
+        let measured = (week_start + Days::new(6)).min(today);
+        let active_pmm: Vec<_> = model.pmm_active(measured);
+        let expected = active_pmm
+            .iter()
+            .filter(|r| r.report.version.as_deref() == Some(&version))
+            .count() as i64;
+        assert_eq!(
+            i64::from(active),
+            expected,
+            "{version} in week {week_start}"
+        );
+        if active_pmm.is_empty() {
+            assert_eq!(share, None);
+        } else {
+            assert_close(
+                share.unwrap(),
+                ratio(expected, active_pmm.len() as i64),
+                "uptake share",
+            );
+        }
+    }
+
+    // instances_older_than
+    let from = end_date() - Days::new(10);
+    let rows: Vec<(NaiveDate, i32, i64, f64)> = sqlx::query_as(
+        "SELECT day, active_instances, older_instances, share_older::float8
+         FROM analytics.instances_older_than($1, '3.2.0', $2, $3)",
+    )
+    .bind(PMM)
+    .bind(from)
+    .bind(end_date())
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 11);
+    let mut some_older = false;
+    for (day, active, older, share) in rows {
+        let pmm = model.pmm_active(day);
+        let expected_older = pmm
+            .iter()
+            .filter(|r| version_key(r.report.version.as_deref().unwrap()) < version_key("3.2.0"))
+            .count() as i64;
+        some_older |= expected_older > 0;
+        assert_eq!(
+            (active as usize, older),
+            (pmm.len(), expected_older),
+            "{day}"
+        );
+        assert_close(
+            share,
+            ratio(expected_older, pmm.len() as i64),
+            "older share",
+        );
+    }
+    assert!(some_older, "the history has legacy PMM servers");
+    let snapshot_only: Vec<(NaiveDate,)> =
+        sqlx::query_as("SELECT day FROM analytics.instances_older_than($1, '3.2.0')")
+            .bind(PMM)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(snapshot_only, vec![(snapshot,)]);
+
+    // product_lines (PMM 2 vs 3, PS 5.7 / 8.0 / 8.4, ...)
+    let rows: Vec<(String, Option<String>, i32, f64)> = sqlx::query_as(
+        "SELECT product_family, line, active_instances, share_of_family::float8 FROM analytics.product_lines",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let mut expected: HashMap<(String, Option<String>), i64> = HashMap::new();
+    for ((family, version), active) in &running {
+        *expected
+            .entry(((*family).to_owned(), release_line(family, version)))
+            .or_default() += active;
+    }
+    assert_eq!(rows.len(), expected.len());
+    assert!(
+        rows.iter()
+            .any(|(f, line, _, _)| f == PMM && line.as_deref() == Some("2"))
+    );
+    for (family, line, active, share) in rows {
+        let want = expected[&(family.clone(), line.clone())];
+        assert_eq!(i64::from(active), want, "{family} {line:?}");
+        assert_close(
+            share,
+            ratio(want, family_active[family.as_str()]),
+            "line share",
+        );
+    }
+
+    // upgrade_paths and release_adoption
+    let mut by_instance: HashMap<Key, Vec<&NewReport>> = HashMap::new();
+    for report in &reports {
+        by_instance
+            .entry((
+                report.report.instance_id,
+                report.report.product_family.as_str(),
+            ))
+            .or_default()
+            .push(report);
+    }
+    let mut paths: HashMap<(String, String, String), PathStats> = HashMap::new();
+    let mut arrivals: HashMap<(String, String), Vec<f64>> = HashMap::new();
+    for ((instance, family), mut list) in by_instance {
+        list.sort_by_key(|r| order(r));
+        for pair in list.windows(2) {
+            let (from, to) = (
+                pair[0].report.version.clone().unwrap(),
+                pair[1].report.version.clone().unwrap(),
+            );
+            if from != to {
+                let day = pair[1].report.created_at.date_naive();
+                let days =
+                    (day - model.version_first_seen[&(family, to.clone())]).num_days() as f64;
+                let path = paths
+                    .entry((family.to_owned(), from.clone(), to.clone()))
+                    .or_default();
+                path.0.push(days);
+                path.1.insert(instance);
+                if version_key(&to) >= version_key(&from) {
+                    arrivals
+                        .entry((family.to_owned(), to))
+                        .or_default()
+                        .push(days);
+                }
+            }
+        }
+    }
+    let rows: Vec<(String, String, String, bool, i64, i64, f64)> = sqlx::query_as(
+        "SELECT product_family, from_version, to_version, is_downgrade, upgrades, instances,
+                median_days_after_first_seen FROM analytics.upgrade_paths",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), paths.len());
+    assert!(rows.len() > 10, "only {} upgrade paths", rows.len());
+    for (family, from, to, downgrade, upgrades, instances, median) in rows {
+        let (days, who) = paths
+            .get_mut(&(family.clone(), from.clone(), to.clone()))
+            .unwrap();
+        days.sort_by(f64::total_cmp);
+        assert_eq!(downgrade, version_key(&to) < version_key(&from));
+        assert_eq!(
+            (upgrades as usize, instances as usize),
+            (days.len(), who.len())
+        );
+        assert_close(
+            median,
+            percentile(days, 0.5),
+            "median days after first seen",
+        );
+    }
+    let rows: Vec<AdoptionRow> = sqlx::query_as(
+        "SELECT product_family, version, first_seen, days_since_previous_release, upgrades,
+                    median_days_to_upgrade, p90_days_to_upgrade, share_within_30_days::float8
+             FROM analytics.release_adoption",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), model.version_first_seen.len());
+    for (family, version, first_seen, since_previous, upgrades, median, p90, within_30) in rows {
+        let family: &str = ProductFamily::from_name(&family).as_str();
+        let line = release_line(family, &version);
+        let previous = model
+            .version_first_seen
+            .iter()
+            .filter(|((f, v), _)| {
+                *f == family && release_line(f, v) == line && version_key(v) < version_key(&version)
+            })
+            .max_by_key(|((_, v), _)| version_key(v))
+            .map(|(_, seen)| *seen);
+        assert_eq!(
+            since_previous.map(i64::from),
+            previous.map(|seen| (first_seen - seen).num_days()),
+            "{family} {version}"
+        );
+        let mut days = arrivals
+            .remove(&(family.to_owned(), version.clone()))
+            .unwrap_or_default();
+        days.sort_by(f64::total_cmp);
+        assert_eq!(upgrades as usize, days.len(), "{family} {version}");
+        if days.is_empty() {
+            assert_eq!((median, p90, within_30), (None, None, None));
+        } else {
+            assert_close(median.unwrap(), percentile(&days, 0.5), "median");
+            assert_close(p90.unwrap(), percentile(&days, 0.9), "p90");
+            let soon = days.iter().filter(|d| **d <= 30.0).count() as i64;
+            assert_close(
+                within_30.unwrap(),
+                ratio(soon, days.len() as i64),
+                "within 30 days",
+            );
+        }
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
+    let app = spawn().await;
+    let settings = history_settings(500, 60, 37);
+    let reports = load_history(&app.pool, &settings).await;
+    let today = end_date() + Days::new(1);
+    let snapshot = end_date();
+    let model = Model::new(&reports, today);
+    let servers = model.pmm_active(snapshot);
+    assert!(servers.len() > 50, "only {} PMM servers", servers.len());
+
+    // pmm_feature_adoption
+    let rows: Vec<(String, i32, i32, i32, f64, Option<f64>)> = sqlx::query_as(
+        "SELECT feature, active_servers, reporting_servers, enabled_servers, share_of_active::float8,
+                share_of_reporting::float8
+         FROM analytics.pmm_feature_adoption ORDER BY feature",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let features: Vec<(&str, FeatureReader)> = vec![
+        (
+            "access_control",
+            Box::new(|r| flag(first(r, "pmm_server_access_control_enabled"))),
+        ),
+        (
+            "advisors",
+            Box::new(|r| {
+                flag(first(r, "pmm_server_advisors_disabled"))
+                    .map(|disabled| !disabled)
+                    .or_else(|| flag(first(r, "pmm_server_stt_enabled")))
+            }),
+        ),
+        (
+            "alerting",
+            Box::new(|r| flag(first(r, "pmm_server_ia_enabled"))),
+        ),
+        (
+            "backup_management",
+            Box::new(|r| flag(first(r, "pmm_server_backup_management_enabled"))),
+        ),
+        (
+            "dbaas",
+            Box::new(|r| flag(first(r, "pmm_server_dbaas_enabled"))),
+        ),
+        (
+            "updates_disabled",
+            Box::new(|r| flag(first(r, "pmm_server_updates_disabled"))),
+        ),
+    ];
+    assert_eq!(rows.len(), features.len());
+    for ((feature, active, reporting, enabled, share_active, share_reporting), (name, read)) in
+        rows.into_iter().zip(&features)
+    {
+        assert_eq!(feature, *name);
+        let values: Vec<Option<bool>> = servers.iter().map(|r| read(r)).collect();
+        let expected_reporting = values.iter().filter(|v| v.is_some()).count() as i64;
+        let expected_enabled = values.iter().filter(|v| **v == Some(true)).count() as i64;
+        assert_eq!(
+            (active as usize, i64::from(reporting), i64::from(enabled)),
+            (servers.len(), expected_reporting, expected_enabled),
+            "{feature}"
+        );
+        assert_close(
+            share_active,
+            ratio(expected_enabled, servers.len() as i64),
+            "share of active",
+        );
+        if expected_reporting > 0 {
+            assert_close(
+                share_reporting.unwrap(),
+                ratio(expected_enabled, expected_reporting),
+                "share of reporting",
+            );
+        }
+    }
+
+    // pmm_usage
+    let rows: Vec<(String, i32, f64, f64, i32)> = sqlx::query_as(
+        "SELECT measure, servers, median, p90, max FROM analytics.pmm_usage ORDER BY measure",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let measures = [
+        ("grafana_users", "grafana_users_count"),
+        ("nodes", "pmm_server_usage_nodes_count"),
+        ("services", "pmm_server_usage_services_count"),
+    ];
+    assert_eq!(rows.len(), measures.len());
+    for ((measure, count_, median, p90, max), (name, key)) in rows.into_iter().zip(measures) {
+        assert_eq!(measure, name);
+        let mut values: Vec<f64> = servers
+            .iter()
+            .filter_map(|r| count(first(r, key)))
+            .map(|v| v as f64)
+            .collect();
+        values.sort_by(f64::total_cmp);
+        assert_eq!(count_ as usize, values.len(), "{measure}");
+        assert_close(median, percentile(&values, 0.5), "median");
+        assert_close(p90, percentile(&values, 0.9), "p90");
+        assert_eq!(f64::from(max), *values.last().unwrap());
+    }
+
+    // monitored_database_versions and monitored_database_lines
+    let databases = [
+        ("mongodb", "mongodb_version"),
+        ("mysql", "mysql_version"),
+        ("postgresql", "postgresql_version"),
+    ];
+    let mut versions: HashMap<(String, String), (i64, BTreeSet<Uuid>)> = HashMap::new();
+    let mut lines: HashMap<(String, String), (i64, BTreeSet<Uuid>)> = HashMap::new();
+    let mut services_per_database: HashMap<String, i64> = HashMap::new();
+    for server in &servers {
+        for (database, key) in databases {
+            for version in all_values(server, key) {
+                let entry = versions
+                    .entry((database.to_owned(), version.clone()))
+                    .or_default();
+                entry.0 += 1;
+                entry.1.insert(server.report.instance_id);
+                let entry = lines
+                    .entry((
+                        database.to_owned(),
+                        release_line(database, &version).unwrap(),
+                    ))
+                    .or_default();
+                entry.0 += 1;
+                entry.1.insert(server.report.instance_id);
+                *services_per_database
+                    .entry(database.to_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
+    let rows: Vec<(String, String, Option<String>, i32, i32, f64)> = sqlx::query_as(
+        "SELECT database, version, line, pmm_servers, services, share_of_services::float8
+         FROM analytics.monitored_database_versions",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), versions.len());
+    for (database, version, line, pmm_servers, services, share) in rows {
+        let (count_, who) = &versions[&(database.clone(), version.clone())];
+        assert_eq!(line, release_line(&database, &version));
+        assert_eq!(
+            (i64::from(services), pmm_servers as usize),
+            (*count_, who.len()),
+            "{database} {version}"
+        );
+        assert_close(
+            share,
+            ratio(*count_, services_per_database[&database]),
+            "service share",
+        );
+    }
+    let rows: Vec<(String, String, i32, i32, f64)> = sqlx::query_as(
+        "SELECT database, line, pmm_servers, services, share_of_services::float8
+         FROM analytics.monitored_database_lines",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), lines.len());
+    assert!(
+        rows.iter()
+            .any(|(db, line, ..)| db == "mysql" && line == "5.7")
+    );
+    for (database, line, pmm_servers, services, share) in rows {
+        let (count_, who) = &lines[&(database.clone(), line.clone())];
+        assert_eq!(
+            (i64::from(services), pmm_servers as usize),
+            (*count_, who.len()),
+            "{database} {line}"
+        );
+        assert_close(
+            share,
+            ratio(*count_, services_per_database[&database]),
+            "line share",
+        );
+    }
+
+    // pillar_versions
+    let rows: Vec<(String, String, i32, f64)> = sqlx::query_as(
+        "SELECT product_family, version, active_instances, share_of_family::float8 FROM analytics.pillar_versions",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let family_active = model.family_active(snapshot);
+    let mut pillars: HashMap<(String, String), i64> = HashMap::new();
+    for ((_, family), report) in model.active(snapshot, WINDOW) {
+        if !matches!(family, PMM | "PRODUCT_FAMILY_EVEREST") {
+            *pillars
+                .entry((family.to_owned(), report.report.version.clone().unwrap()))
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(rows.len(), pillars.len());
+    for (family, version, active, share) in rows {
+        let want = pillars[&(family.clone(), version.clone())];
+        assert_eq!(i64::from(active), want);
+        assert_close(
+            share,
+            ratio(want, family_active[family.as_str()]),
+            "pillar share",
+        );
+    }
+
+    // countries
+    let rows: Vec<(String, Option<String>, i32, f64)> = sqlx::query_as(
+        "SELECT product_family, country_code, active_instances, share_of_family::float8 FROM analytics.countries",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let mut countries: HashMap<(String, Option<String>), i64> = HashMap::new();
+    for ((_, family), report) in model.active(snapshot, WINDOW) {
+        *countries
+            .entry((family.to_owned(), report.country_code.clone()))
+            .or_default() += 1;
+    }
+    assert_eq!(rows.len(), countries.len());
+    assert!(rows.iter().any(|(_, country, ..)| country.is_none()));
+    for (family, country, active, share) in rows {
+        let want = countries[&(family.clone(), country.clone())];
+        assert_eq!(i64::from(active), want, "{family} {country:?}");
+        assert_close(
+            share,
+            ratio(want, family_active[family.as_str()]),
+            "country share",
+        );
+    }
+
+    // grace_period_by_version
+    let mut grace: HashMap<Option<String>, (i64, i64, i64)> = HashMap::new();
+    for ((_, family), report) in &model.first_report {
+        if *family == PMM {
+            let entry = grace.entry(report.report.version.clone()).or_default();
+            entry.0 += 1;
+            if let Some(up) = report.report.up_duration_seconds {
+                entry.1 += 1;
+                if up < 86_400 {
+                    entry.2 += 1;
+                }
+            }
+        }
+    }
+    let rows: Vec<GraceRow> = sqlx::query_as(
+        "SELECT pmm_version, new_instances, with_up_duration, first_report_under_24h, share_under_24h::float8
+         FROM analytics.grace_period_by_version",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), grace.len());
+    assert!(
+        rows.iter().any(|row| row.3 > 0),
+        "some first reports skip the grace period"
+    );
+    for (version, new, with_up, under, share) in rows {
+        let (want_new, want_up, want_under) = grace[&version];
+        assert_eq!(
+            (i64::from(new), i64::from(with_up), i64::from(under)),
+            (want_new, want_up, want_under),
+            "{version:?}"
+        );
+        assert_close(share.unwrap(), ratio(want_under, want_up), "grace share");
+    }
+    app.cleanup().await;
+}
+
+fn handmade(
+    instance: Uuid,
+    family: ProductFamily,
+    at: &str,
+    metrics: &[(&str, &str)],
+    country: Option<&str>,
+) -> NewReport {
+    let metrics: Vec<telemetry_server::ingest::Metric> = metrics
+        .iter()
+        .map(|(key, value)| telemetry_server::ingest::Metric {
+            key: (*key).to_owned(),
+            value: (*value).to_owned(),
+        })
+        .collect();
+    let version = metrics
+        .iter()
+        .find(|m| m.key == family.version_metric_key())
+        .map(|m| m.value.clone());
+    let up_duration_seconds = metrics
+        .iter()
+        .find(|m| m.key == "UpDuration")
+        .and_then(|m| telemetry_server::ingest::parse_up_duration(&m.value));
+    NewReport {
+        report: telemetry_server::ingest::Report {
+            report_id: Uuid::new_v4(),
+            instance_id: instance,
+            product_family: family,
+            created_at: DateTime::parse_from_rfc3339(at)
+                .unwrap()
+                .with_timezone(&Utc),
+            version,
+            up_duration_seconds,
+            metrics,
+        },
+        country_code: country.map(str::to_owned),
+        protocol: "GenericReport",
+    }
+}
+
+#[tokio::test]
+async fn daily_facts_fold_out_of_order_and_repeated_reports() {
+    let app = spawn().await;
+    let server = Uuid::new_v4();
+    let pmm = |at: &str, version: &str, alerting: &str, up: &str, country: Option<&str>| {
+        handmade(
+            server,
+            ProductFamily::Pmm,
+            at,
+            &[
+                ("PMMServerVersion", version),
+                ("UpDuration", up),
+                ("pmm_server_ia_enabled", alerting),
+                ("mysql_version", "8.0.39-30"),
+                ("mysql_version", "5.7.44-48"),
+                ("mysql_version", ""),
+                ("grafana_users_count", "4"),
+                ("some_future_key", "kept in reports.metrics"),
+            ],
+            country,
+        )
+    };
+    let noon = pmm(
+        "2026-02-10T12:00:00Z",
+        "3.1.0",
+        "1",
+        "seconds:600",
+        Some("DE"),
+    );
+    let evening = pmm("2026-02-10T20:00:00Z", "3.2.0", "0", "seconds:29400", None);
+    let morning = pmm(
+        "2026-02-10T06:00:00Z",
+        "3.0.0",
+        "1",
+        "seconds:100 nanos:5",
+        Some("FR"),
+    );
+    // The latest report of the day arrives first, the earliest last, each in its own batch; the
+    // middle one is sent twice.
+    write(&app.pool, std::slice::from_ref(&evening)).await;
+    write(&app.pool, &[noon.clone(), noon.clone()]).await;
+    write(&app.pool, std::slice::from_ref(&noon)).await;
+    write(&app.pool, std::slice::from_ref(&morning)).await;
+
+    let row: DayRow =
+        sqlx::query_as(
+            "SELECT report_count, first_report_at, last_report_at, last_report_id, first_up_duration_seconds,
+                    first_version, version, country_code, alerting_enabled, mysql_versions, grafana_users
+             FROM analytics.instance_days WHERE instance_id = $1",
+        )
+        .bind(server)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        row,
+        (
+            3,
+            morning.report.created_at,
+            evening.report.created_at,
+            evening.report.report_id,
+            Some(100),
+            Some("3.0.0".to_owned()),
+            Some("3.2.0".to_owned()),
+            // The evening report did not resolve to a country: the latest one that did counts.
+            Some("DE".to_owned()),
+            Some(false),
+            Some(vec!["8.0.39-30".to_owned(), "5.7.44-48".to_owned()]),
+            Some(4),
+        )
+    );
+    let unknown: String = sqlx::query_scalar(
+        "SELECT m->>'value' FROM reports, jsonb_array_elements(metrics) m
+         WHERE instance_id = $1 AND m->>'key' = 'some_future_key' LIMIT 1",
+    )
+    .bind(server)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(unknown, "kept in reports.metrics");
+
+    // A new server on 20 February, then a report of its that had been delayed since 5 January: after
+    // a refresh the earlier days count it, and it is new on 5 January, no longer on 20 February
+    // (which is beyond the late report's 30-day window and received nothing new).
+    let late = Uuid::new_v4();
+    let report = |at: &str, up: &str| {
+        handmade(
+            late,
+            ProductFamily::Pmm,
+            at,
+            &[("PMMServerVersion", "3.2.0"), ("UpDuration", up)],
+            Some("US"),
+        )
+    };
+    write(
+        &app.pool,
+        &[report("2026-02-20T10:00:00Z", "seconds:90000")],
+    )
+    .await;
+    let today = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+    store::refresh_rollups(&app.pool, today).await.unwrap();
+    let active_on = |day: &'static str| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_as::<_, (i32, i32)>(
+                "SELECT active_instances, new_instances FROM analytics.active_instances_daily
+                 WHERE product_family = 'PRODUCT_FAMILY_PMM' AND day = $1::date",
+            )
+            .bind(day)
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(active_on("2026-02-10").await, Some((1, 1)));
+    assert_eq!(active_on("2026-02-20").await, Some((2, 1)));
+    assert_eq!(active_on("2026-01-07").await, None);
+
+    // What has arrived so far arrived long before the next refresh.
+    sqlx::query("UPDATE reports SET received_at = received_at - interval '1 day'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE analytics.rollup_state SET refreshed_at = refreshed_at - interval '1 hour'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    write(&app.pool, &[report("2026-01-05T10:00:00Z", "seconds:3600")]).await;
+    let refresh = store::refresh_rollups(&app.pool, today).await.unwrap();
+    let day = |d: u32, m: u32| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+    assert_eq!(
+        refresh.ranges,
+        vec![
+            store::DayRange {
+                from: day(5, 1),
+                to: day(3, 2)
+            },
+            store::DayRange {
+                from: day(20, 2),
+                to: today
+            },
+        ]
+    );
+    assert_eq!(active_on("2026-01-07").await, Some((1, 0)));
+    assert_eq!(active_on("2026-01-05").await, Some((1, 1)));
+    assert_eq!(active_on("2026-02-20").await, Some((2, 0)));
+    let stale: i64 = sqlx::query_scalar("SELECT count(*) FROM analytics.stale_days")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stale, 1,
+        "noted in the last 10 minutes, so kept for the next refresh too"
+    );
+    let grace: Vec<(String, i32, i32)> = sqlx::query_as(
+        "SELECT pmm_version, new_instances, first_report_under_24h FROM analytics.grace_period_by_version
+         ORDER BY pmm_version",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        grace,
+        vec![("3.0.0".to_owned(), 1, 1), ("3.2.0".to_owned(), 1, 1)]
+    );
+
+    // Refreshing again changes nothing.
+    let before = rollups(&app.pool).await;
+    store::refresh_rollups(&app.pool, today).await.unwrap();
+    assert_eq!(rollups(&app.pool).await, before);
+    app.cleanup().await;
+}
+
+/// Every rollup row, as text, to compare refreshes.
+async fn rollups(pool: &PgPool) -> String {
+    let mut out = String::new();
+    for table in [
+        "daily_activity",
+        "daily_versions",
+        "daily_countries",
+        "daily_new_instances",
+        "daily_pmm_features",
+        "daily_pmm_usage",
+        "daily_monitored_databases",
+        "daily_monitored_database_lines",
+        "period_activity",
+    ] {
+        let rows: String = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM analytics.{table} t"
+        )))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        out.push_str(&format!("{table}:\n{rows}\n"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn analyst_role_reads_the_interface_and_cannot_write() {
+    let app = spawn().await;
+    load_history(&app.pool, &history_settings(60, 10, 5)).await;
+    let mut connection = app.pool.acquire().await.unwrap();
+    let can_login: bool =
+        sqlx::query_scalar("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'telemetry_analyst'")
+            .fetch_one(&mut *connection)
+            .await
+            .unwrap();
+    assert!(!can_login);
+    sqlx::query("SET ROLE telemetry_analyst")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+
+    let views: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.views WHERE table_schema = 'analytics'",
+    )
+    .fetch_all(&mut *connection)
+    .await
+    .unwrap();
+    assert!(views.len() >= 20, "{views:?}");
+    for view in &views {
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT * FROM analytics.{view} LIMIT 1"
+        )))
+        .execute(&mut *connection)
+        .await
+        .unwrap_or_else(|e| panic!("analyst reads analytics.{view}: {e}"));
+    }
+    let reports: i64 = sqlx::query_scalar("SELECT count(*) FROM reports")
+        .fetch_one(&mut *connection)
+        .await
+        .unwrap();
+    assert!(reports > 0);
+    sqlx::query("SELECT * FROM analytics.active_instances(7, '2026-03-01', '2026-03-31')")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+
+    for statement in [
+        "INSERT INTO reports (report_id, instance_id, product_family, created_at, received_at, protocol, metrics)
+         VALUES (gen_random_uuid(), gen_random_uuid(), 'PRODUCT_FAMILY_PMM', now(), now(), 'x', '[]')",
+        "DELETE FROM instances",
+        "UPDATE upgrades SET to_version = 'x'",
+        "DELETE FROM analytics.instance_days",
+        "INSERT INTO analytics.daily_activity VALUES ('2026-01-01', 'x', 1, 1, 1)",
+        "SELECT analytics.refresh_days('2026-03-01', '2026-03-02')",
+        "CREATE TABLE analytics.mine (x int)",
+        "CREATE TABLE public.mine (x int)",
+    ] {
+        let error = sqlx::query(statement)
+            .execute(&mut *connection)
+            .await
+            .expect_err(statement);
+        let code = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.into_owned());
+        assert_eq!(code.as_deref(), Some("42501"), "{statement}: {error}");
+    }
+    sqlx::query("RESET ROLE")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    drop(connection);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn every_analytics_view_and_column_is_documented() {
+    let app = spawn().await;
+    let undocumented: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname || coalesce('.' || a.attname, '')
+         FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'analytics'
+         LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+         WHERE c.relkind IN ('r', 'v')
+           AND (obj_description(c.oid, 'pg_class') IS NULL
+                OR (a.attname IS NOT NULL AND col_description(c.oid, a.attnum) IS NULL))",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(undocumented, Vec::<String>::new());
+    let functions_without_comment: Vec<String> = sqlx::query_scalar(
+        "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = 'analytics' AND obj_description(p.oid, 'pg_proc') IS NULL",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(functions_without_comment, Vec::<String>::new());
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn migration_folds_reports_stored_before_it() {
+    let admin = sqlx::PgPool::connect(&common::admin_url()).await.unwrap();
+    let now = Utc::now().timestamp();
+    let name = format!("tst_{now}_{}", Uuid::new_v4().simple());
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", common::admin_url().rsplit_once('/').unwrap().0);
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    store::MIGRATOR.run_to(20261124000001, &pool).await.unwrap();
+    let instance = Uuid::new_v4();
+    for (at, version, metrics) in [
+        (
+            "2026-01-05T08:00:00Z",
+            "3.1.0",
+            r#"[{"key":"pmm_server_ia_enabled","value":"1"}]"#,
+        ),
+        (
+            "2026-01-05T09:00:00Z",
+            "3.2.0",
+            r#"[{"key":"pmm_server_ia_enabled","value":"0"},{"key":"mysql_version","value":"8.4.2-2"}]"#,
+        ),
+        (
+            "2026-01-06T09:00:00Z",
+            "3.2.0",
+            r#"[{"key":"pmm_server_ia_enabled","value":"1"}]"#,
+        ),
+    ] {
+        sqlx::query(
+            "INSERT INTO reports (report_id, instance_id, product_family, created_at, received_at, version,
+                                  up_duration_seconds, protocol, metrics)
+             VALUES (gen_random_uuid(), $1, 'PRODUCT_FAMILY_PMM', $2::timestamptz, now(), $3, 90000,
+                     'GenericReport', $4::jsonb)",
+        )
+        .bind(instance)
+        .bind(at)
+        .bind(version)
+        .bind(metrics)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    store::MIGRATOR.run(&pool).await.unwrap();
+    let days: Vec<BackfilledDay> = sqlx::query_as(
+        "SELECT day, report_count, first_version, version, alerting_enabled, mysql_versions
+             FROM analytics.instance_days ORDER BY day",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        days,
+        vec![
+            (
+                NaiveDate::from_ymd_opt(2026, 1, 5).unwrap(),
+                2,
+                Some("3.1.0".to_owned()),
+                Some("3.2.0".to_owned()),
+                Some(false),
+                Some(vec!["8.4.2-2".to_owned()])
+            ),
+            (
+                NaiveDate::from_ymd_opt(2026, 1, 6).unwrap(),
+                1,
+                Some("3.2.0".to_owned()),
+                Some("3.2.0".to_owned()),
+                Some(true),
+                None
+            ),
+        ]
+    );
+    pool.close().await;
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP DATABASE \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+}
