@@ -73,8 +73,11 @@ statuses=$(sed -n 's/.* statuses=\([^ ]*\).*/\1/p' <<<"$result")
 errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$result")
 refused=$(tr ',' '\n' <<<"$statuses" | awk -F: '$1==503 {print $2}'); refused=${refused:-0}
 
-psql -qtA "$BENCH_URL" -c "CREATE TEMP TABLE acked (id uuid); \\copy acked FROM '$work/acknowledged.txt'
-SELECT count(*) FROM acked a WHERE NOT EXISTS (SELECT 1 FROM reports r WHERE r.report_id = a.id)" >"$work/lost.txt"
+psql -qtA "$BENCH_URL" >"$work/lost.txt" <<SQL
+CREATE TEMP TABLE acked (id uuid);
+\\copy acked FROM '$work/acknowledged.txt'
+SELECT count(*) FROM acked a WHERE NOT EXISTS (SELECT 1 FROM reports r WHERE r.report_id = a.id);
+SQL
 lost=$(tail -n 1 "$work/lost.txt")
 stored=$(psql -qtA "$BENCH_URL" -c "SELECT count(*) FROM reports")
 final_status=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @tests/fixtures/everest-report.json \
