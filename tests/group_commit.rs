@@ -354,3 +354,64 @@ async fn nothing_unstored_is_acknowledged_when_the_database_goes_away() {
     admin.close().await;
     app.cleanup().await;
 }
+
+/// PostgreSQL's TCP port, as the test database URL gives it.
+fn database_port(database_url: &str) -> u16 {
+    let options: sqlx::postgres::PgConnectOptions = database_url.parse().unwrap();
+    options.get_port()
+}
+
+/// Every TCP socket of this process connected to `port`, with whether it has TCP_NODELAY set.
+fn nodelay_of_sockets_to(port: u16) -> Vec<bool> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: the descriptor was listed as open a moment ago and is only borrowed for two
+        // getsockopt/getpeername calls; a socket closed in between makes them fail, which is skipped.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let socket = socket2::SockRef::from(&borrowed);
+        let to_port = socket
+            .peer_addr()
+            .ok()
+            .and_then(|address| address.as_socket())
+            .is_some_and(|address| address.port() == port);
+        if let (true, Ok(nodelay)) = (to_port, socket.tcp_nodelay()) {
+            found.push(nodelay);
+        }
+    }
+    found
+}
+
+/// Without TCP_NODELAY a batch's large Bind message waits out PostgreSQL's delayed ACK, 40 ms per
+/// batch (sqlx 0.9.0 dropped the option; vendor/README.md). The writer's connections must have it.
+#[tokio::test]
+async fn database_connections_disable_nagle() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .post_report(body(&[report(
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            "2025-01-02T00:00:00Z",
+            "3.0.0",
+        )]))
+        .await;
+    assert_eq!(response.status(), 200);
+
+    let sockets = nodelay_of_sockets_to(database_port(&app.database_url));
+    assert!(
+        !sockets.is_empty(),
+        "the service holds TCP connections to PostgreSQL"
+    );
+    assert!(
+        sockets.iter().all(|&nodelay| nodelay),
+        "every PostgreSQL connection has TCP_NODELAY: {sockets:?}"
+    );
+    app.cleanup().await;
+}
