@@ -11,8 +11,49 @@ local function read(path)
   return text
 end
 
-local agent = read(fixtures .. "/telemetry-agent-ps.json")
-local pmm = read(fixtures .. "/pmm-generic-report-1.json")
+-- Each body is cut once, at start-up, around the parts that vary; a request then only joins the
+-- pieces. (Running gsub over a 7.8 kB PMM body four times per request made wrk, not the service, the
+-- scarcest user of this 2-core machine's CPU.)
+local function template(text, placeholders)
+  local cuts = {}
+  for name, literal in pairs(placeholders) do
+    local first, last = text:find(literal, 1, true)
+    assert(first, "placeholder not found: " .. literal)
+    table.insert(cuts, { first = first, last = last, name = name })
+  end
+  table.sort(cuts, function(a, b) return a.first < b.first end)
+  local pieces, names, position = {}, {}, 1
+  for _, cut in ipairs(cuts) do
+    table.insert(pieces, text:sub(position, cut.first - 1))
+    table.insert(names, cut.name)
+    position = cut.last + 1
+  end
+  table.insert(pieces, text:sub(position))
+  return { pieces = pieces, names = names }
+end
+
+local function fill(compiled, values)
+  local parts = {}
+  for index, name in ipairs(compiled.names) do
+    parts[#parts + 1] = compiled.pieces[index]
+    parts[#parts + 1] = values[name]
+  end
+  parts[#parts + 1] = compiled.pieces[#compiled.pieces]
+  return table.concat(parts)
+end
+
+local agent = template(read(fixtures .. "/telemetry-agent-ps.json"), {
+  report_id = "244b3bd5-2e13-49ba-8316-8ed17f566af8",
+  instance_id = "5bec3a39-0008-4cf1-ae91-44567ae27ed4",
+  created = "2024-06-11T07:39:16Z",
+  version = '"pillar_version","value":"8.0.36-28"',
+})
+local pmm = template(read(fixtures .. "/pmm-generic-report-1.json"), {
+  report_id = "67114039-e393-4b26-a73d-75df892f513e",
+  instance_id = "ca11b4b3-c378-49d3-85c5-2828f1e32f11",
+  created = "2025-03-14T09:12:45.318461902Z",
+  version = '"PMMServerVersion","value":"3.2.0"',
+})
 
 local threads = {}
 local counter = 0
@@ -39,22 +80,20 @@ end
 function request()
   sequence = sequence + 1
   local instance = math.random(1, pool)
-  local report_id = uuid_from(math.random(0, 0x7fffffff) * 0x10000 + thread_number, sequence)
-  local instance_id = string.format("00000000-0000-4000-8000-%012x", instance)
   local minor = instance % 10
   if math.random() < 0.03 then minor = minor + 1 end
-  local created = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  local values = {
+    report_id = uuid_from(math.random(0, 0x7fffffff) * 0x10000 + thread_number, sequence),
+    instance_id = string.format("00000000-0000-4000-8000-%012x", instance),
+    created = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+  }
   local body
   if math.random() < 0.2 then
-    body = pmm:gsub("67114039%-e393%-4b26%-a73d%-75df892f513e", report_id)
-              :gsub("ca11b4b3%-c378%-49d3%-85c5%-2828f1e32f11", instance_id)
-              :gsub("2025%-03%-14T09:12:45.318461902Z", created)
-              :gsub("\"PMMServerVersion\",\"value\":\"3.2.0\"", "\"PMMServerVersion\",\"value\":\"3." .. minor .. ".0\"")
+    values.version = '"PMMServerVersion","value":"3.' .. minor .. '.0"'
+    body = fill(pmm, values)
   else
-    body = agent:gsub("244b3bd5%-2e13%-49ba%-8316%-8ed17f566af8", report_id)
-                :gsub("5bec3a39%-0008%-4cf1%-ae91%-44567ae27ed4", instance_id)
-                :gsub("2024%-06%-11T07:39:16Z", created)
-                :gsub("\"pillar_version\",\"value\":\"8.0.36%-28\"", "\"pillar_version\",\"value\":\"8.0." .. (30 + minor) .. "\"")
+    values.version = '"pillar_version","value":"8.0.' .. (30 + minor) .. '"'
+    body = fill(agent, values)
   end
   return wrk.format(nil, "/v1/telemetry/GenericReport", nil, body)
 end

@@ -20,5 +20,6 @@ pub mod retention;
 pub mod server;
 pub mod store;
 pub mod synthetic;
+pub mod typed_metrics;
 pub mod web;
 pub mod writer;

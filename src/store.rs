@@ -10,6 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgPool};
 
 use crate::ingest::Report;
+use crate::typed_metrics::{TypedMetrics, array_literal};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -151,6 +152,21 @@ struct ReportColumns {
     up_duration_seconds: Vec<Option<i64>>,
     protocol: Vec<&'static str>,
     metrics: Vec<String>,
+    distribution_method: Vec<Option<String>>,
+    alerting_enabled: Vec<Option<bool>>,
+    stt_enabled: Vec<Option<bool>>,
+    advisors_disabled: Vec<Option<bool>>,
+    backup_management_enabled: Vec<Option<bool>>,
+    dbaas_enabled: Vec<Option<bool>>,
+    access_control_enabled: Vec<Option<bool>>,
+    updates_disabled: Vec<Option<bool>>,
+    grafana_users: Vec<Option<i32>>,
+    nodes: Vec<Option<i32>>,
+    services: Vec<Option<i32>>,
+    /// Array literals: `UNNEST` cannot take a text[][] whose rows differ in length.
+    mysql_versions: Vec<Option<String>>,
+    mongodb_versions: Vec<Option<String>>,
+    postgresql_versions: Vec<Option<String>>,
 }
 
 impl ReportColumns {
@@ -170,6 +186,30 @@ impl ReportColumns {
                 serde_json::to_string(&report.metrics)
                     .expect("a list of string pairs always serialises"),
             );
+            let typed = TypedMetrics::from_metrics(&report.metrics);
+            columns.distribution_method.push(typed.distribution_method);
+            columns.alerting_enabled.push(typed.alerting_enabled);
+            columns.stt_enabled.push(typed.stt_enabled);
+            columns.advisors_disabled.push(typed.advisors_disabled);
+            columns
+                .backup_management_enabled
+                .push(typed.backup_management_enabled);
+            columns.dbaas_enabled.push(typed.dbaas_enabled);
+            columns
+                .access_control_enabled
+                .push(typed.access_control_enabled);
+            columns.updates_disabled.push(typed.updates_disabled);
+            columns.grafana_users.push(typed.grafana_users);
+            columns.nodes.push(typed.nodes);
+            columns.services.push(typed.services);
+            let literal = |versions: Option<Vec<String>>| versions.map(|v| array_literal(&v));
+            columns.mysql_versions.push(literal(typed.mysql_versions));
+            columns
+                .mongodb_versions
+                .push(literal(typed.mongodb_versions));
+            columns
+                .postgresql_versions
+                .push(literal(typed.postgresql_versions));
         }
         columns
     }
@@ -196,9 +236,14 @@ pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64,
         WITH incoming AS (
             SELECT *
             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
-                        $7::bigint[], $8::text[], $9::text[])
+                        $7::bigint[], $8::text[], $9::text[], $10::text[], $11::boolean[], $12::boolean[],
+                        $13::boolean[], $14::boolean[], $15::boolean[], $16::boolean[], $17::boolean[],
+                        $18::integer[], $19::integer[], $20::integer[], $21::text[], $22::text[], $23::text[])
                 AS t(report_id, instance_id, product_family, created_at, version, country_code,
-                     up_duration_seconds, protocol, metrics)
+                     up_duration_seconds, protocol, metrics, distribution_method, alerting_enabled,
+                     stt_enabled, advisors_disabled, backup_management_enabled, dbaas_enabled,
+                     access_control_enabled, updates_disabled, grafana_users, nodes, services,
+                     mysql_versions, mongodb_versions, postgresql_versions)
         ),
         inserted AS (
             INSERT INTO reports (report_id, instance_id, product_family, created_at, received_at, version,
@@ -210,7 +255,7 @@ pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64,
             ORDER BY report_id
             ON CONFLICT (report_id) DO NOTHING
             RETURNING report_id, instance_id, product_family, created_at, version, country_code,
-                      up_duration_seconds, metrics, (created_at AT TIME ZONE 'UTC')::date AS day
+                      up_duration_seconds, (created_at AT TIME ZONE 'UTC')::date AS day
         ),
         per_instance AS (
             SELECT instance_id,
@@ -275,10 +320,17 @@ pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64,
             GROUP BY day, instance_id, product_family
         ),
         day_latest AS (
-            SELECT DISTINCT ON (day, instance_id, product_family)
-                   day, instance_id, product_family, created_at, report_id, metrics
-            FROM inserted
-            ORDER BY day, instance_id, product_family, created_at DESC, report_id DESC
+            -- The typed metrics were read from each report in the service (src/typed_metrics.rs).
+            SELECT DISTINCT ON (n.day, n.instance_id, n.product_family)
+                   n.day, n.instance_id, n.product_family, n.created_at, n.report_id,
+                   i.distribution_method, i.alerting_enabled, i.stt_enabled, i.advisors_disabled,
+                   i.backup_management_enabled, i.dbaas_enabled, i.access_control_enabled,
+                   i.updates_disabled, i.grafana_users, i.nodes, i.services,
+                   i.mysql_versions::text[] AS mysql_versions, i.mongodb_versions::text[] AS mongodb_versions,
+                   i.postgresql_versions::text[] AS postgresql_versions
+            FROM inserted n
+            JOIN (SELECT DISTINCT ON (report_id) * FROM incoming ORDER BY report_id) i USING (report_id)
+            ORDER BY n.day, n.instance_id, n.product_family, n.created_at DESC, n.report_id DESC
         ),
         folded AS (
             -- The typed daily facts analytics reads; they outlive the raw reports (src/retention.rs).
@@ -291,13 +343,12 @@ pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64,
                 mysql_versions, mongodb_versions, postgresql_versions)
             SELECT s.day, s.instance_id, s.product_family, s.report_count, s.first_report_at, l.created_at,
                    l.report_id, s.first_up_duration_seconds, s.first_version, s.version, s.country_code,
-                   m.distribution_method, m.alerting_enabled, m.stt_enabled, m.advisors_disabled,
-                   m.backup_management_enabled, m.dbaas_enabled, m.access_control_enabled, m.updates_disabled,
-                   m.grafana_users, m.nodes, m.services, m.mysql_versions, m.mongodb_versions,
-                   m.postgresql_versions
+                   l.distribution_method, l.alerting_enabled, l.stt_enabled, l.advisors_disabled,
+                   l.backup_management_enabled, l.dbaas_enabled, l.access_control_enabled, l.updates_disabled,
+                   l.grafana_users, l.nodes, l.services, l.mysql_versions, l.mongodb_versions,
+                   l.postgresql_versions
             FROM day_summary s
             JOIN day_latest l USING (day, instance_id, product_family)
-            CROSS JOIN LATERAL analytics.extract_metrics(l.metrics) AS m
             ORDER BY s.day, s.instance_id, s.product_family
             ON CONFLICT (day, instance_id, product_family) DO UPDATE SET
                 report_count = d.report_count + excluded.report_count,
@@ -343,6 +394,20 @@ pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64,
         &columns.up_duration_seconds as &[Option<i64>],
         &columns.protocol as &[&str],
         &columns.metrics,
+        &columns.distribution_method as &[Option<String>],
+        &columns.alerting_enabled as &[Option<bool>],
+        &columns.stt_enabled as &[Option<bool>],
+        &columns.advisors_disabled as &[Option<bool>],
+        &columns.backup_management_enabled as &[Option<bool>],
+        &columns.dbaas_enabled as &[Option<bool>],
+        &columns.access_control_enabled as &[Option<bool>],
+        &columns.updates_disabled as &[Option<bool>],
+        &columns.grafana_users as &[Option<i32>],
+        &columns.nodes as &[Option<i32>],
+        &columns.services as &[Option<i32>],
+        &columns.mysql_versions as &[Option<String>],
+        &columns.mongodb_versions as &[Option<String>],
+        &columns.postgresql_versions as &[Option<String>],
     )
     .fetch_all(&mut *tx)
     .await

@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use common::TestApp;
-use sqlx::{AssertSqlSafe, PgPool};
-use telemetry_server::ingest::ProductFamily;
+use sqlx::{AssertSqlSafe, PgPool, Row};
+use telemetry_server::ingest::{Limits, Metric, ProductFamily, parse_report_request};
 use telemetry_server::store::{self, NewReport};
 use telemetry_server::synthetic::{Settings, Simulation};
+use telemetry_server::typed_metrics::TypedMetrics;
 use uuid::Uuid;
 
 const WINDOW: i64 = 30;
@@ -1456,4 +1457,85 @@ async fn migration_folds_reports_stored_before_it() {
     .await
     .unwrap();
     admin.close().await;
+}
+
+/// What `analytics.extract_metrics()` makes of a metrics list, in the shape of `TypedMetrics`.
+async fn typed_in_sql(pool: &PgPool, metrics: &[Metric]) -> TypedMetrics {
+    let row = sqlx::query(
+        "SELECT (m).distribution_method, (m).alerting_enabled, (m).stt_enabled, (m).advisors_disabled,
+                (m).backup_management_enabled, (m).dbaas_enabled, (m).access_control_enabled,
+                (m).updates_disabled, (m).grafana_users, (m).nodes, (m).services, (m).mysql_versions,
+                (m).mongodb_versions, (m).postgresql_versions
+         FROM (SELECT analytics.extract_metrics($1::jsonb) AS m) AS extracted",
+    )
+    .bind(serde_json::to_string(metrics).unwrap())
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    TypedMetrics {
+        distribution_method: row.get(0),
+        alerting_enabled: row.get(1),
+        stt_enabled: row.get(2),
+        advisors_disabled: row.get(3),
+        backup_management_enabled: row.get(4),
+        dbaas_enabled: row.get(5),
+        access_control_enabled: row.get(6),
+        updates_disabled: row.get(7),
+        grafana_users: row.get(8),
+        nodes: row.get(9),
+        services: row.get(10),
+        mysql_versions: row.get(11),
+        mongodb_versions: row.get(12),
+        postgresql_versions: row.get(13),
+    }
+}
+
+/// Ingest types the known keys in the service; analysts have the same mapping in SQL. The two must
+/// agree on every real payload, on generated history, and on the awkward values.
+#[tokio::test]
+async fn typed_metrics_match_the_sql_extraction() {
+    let app = spawn().await;
+    let mut lists: Vec<Vec<Metric>> = Vec::new();
+    for fixture in std::fs::read_dir("tests/fixtures").unwrap().flatten() {
+        let body = std::fs::read(fixture.path()).unwrap();
+        if let Ok(reports) = parse_report_request(&body, &Limits::default()) {
+            lists.extend(reports.into_iter().map(|report| report.metrics));
+        }
+    }
+    assert!(lists.len() >= 5, "the fixtures hold real payloads");
+    let mut simulation = Simulation::new(&history_settings(60, 20, 3));
+    while let Some((_, day)) = simulation.next_day() {
+        lists.extend(day.into_iter().map(|new| new.report.metrics));
+    }
+    let awkward = [
+        ("pmm_server_ia_enabled", " TRUE "),
+        ("pmm_server_stt_enabled", "yes"),
+        ("pmm_server_updates_disabled", "F"),
+        ("grafana_users_count", "12.5"),
+        ("pmm_server_usage_nodes_count", "1234567890"),
+        ("pmm_server_usage_services_count", "1."),
+        ("pmm_server_pmm_usage_services_count", "4"),
+        ("mysql_version", r#"8.0 "quoted" \ {braces, comma}"#),
+        ("mysql_version", ""),
+        ("mysql_version", "NULL"),
+        ("deployment", "PACKAGE"),
+    ];
+    lists.push(
+        awkward
+            .iter()
+            .map(|(key, value)| Metric {
+                key: (*key).to_owned(),
+                value: (*value).to_owned(),
+            })
+            .collect(),
+    );
+
+    for metrics in &lists {
+        assert_eq!(
+            TypedMetrics::from_metrics(metrics),
+            typed_in_sql(&app.pool, metrics).await,
+            "{metrics:?}"
+        );
+    }
+    app.cleanup().await;
 }
