@@ -5,6 +5,11 @@ use telemetry_server::config::{Cli, Command, Config, GenerateArgs, LogFormat};
 use telemetry_server::{retention, server, synthetic};
 use tracing_subscriber::EnvFilter;
 
+// Request handling allocates many short-lived small objects (decoded JSON, report columns); glibc's
+// allocator spent about a quarter of the service's CPU on them under load (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
