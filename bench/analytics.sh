@@ -5,6 +5,7 @@
 #
 #   bench/analytics.sh                                   # 100,000 instances x 365 days
 #   INSTANCES=5000 DAYS=60 bench/analytics.sh            # small scale, a few minutes
+#   BIN=/path/to/telemetry-server bench/analytics.sh     # a binary built earlier
 #
 # How the volume is reached: RAW_INSTANCES installations (default INSTANCES / 20) are generated for
 # DAYS days by `telemetry-server generate`, i.e. through store::insert_reports like real ingest, and
@@ -29,9 +30,11 @@ OUT=${OUT:-docs/performance.md}
 psql_q() { psql -X -qtA -v ON_ERROR_STOP=1 "$BENCH_URL" "$@"; }
 seconds_since() { echo "$(( $(date +%s) - $1 ))"; }
 
-echo "== building (release)"
-cargo build --release --quiet --bin telemetry-server
-BIN=target/release/telemetry-server
+if [ -z "${BIN:-}" ]; then
+    echo "== building (release)"
+    cargo build --release --quiet --bin telemetry-server
+    BIN=target/release/telemetry-server
+fi
 export RETENTION_INTERVAL_SECS=0 RUST_LOG=warn
 
 echo "== 1. generating $RAW_INSTANCES instances x $DAYS days through store::insert_reports"
