@@ -26,6 +26,7 @@ use crate::ingest::{self, IngestError, Limits, Report};
 use crate::legacy;
 use crate::observability;
 use crate::rate_limit::ClientRateLimiter;
+use crate::stats::{self, StatsCache};
 use crate::store::{self, NewReport};
 use crate::web;
 use crate::writer::{WriteError, Writer};
@@ -47,6 +48,7 @@ pub struct AppState {
     pub limits: Limits,
     pub metrics: PrometheusHandle,
     pub rate_limiter: Option<ClientRateLimiter>,
+    pub stats: Arc<StatsCache>,
 }
 
 /// Settings that shape the router rather than any one handler.
@@ -104,6 +106,7 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus_metrics))
         .merge(web::routes())
+        .merge(stats::routes())
         .fallback(web::not_found)
         .layer(middleware::from_fn(web::security_headers))
         .layer(middleware::from_fn(move |request, next| {

@@ -203,6 +203,16 @@ pub struct Config {
     /// deletes expired raw reports (first run at start-up). 0 disables it, and the rollups go stale.
     #[arg(long, env = "RETENTION_INTERVAL_SECS", default_value_t = 3600)]
     pub retention_interval_secs: u64,
+
+    /// Smallest number of instances a count on the public statistics page (/stats) may describe;
+    /// smaller groups are folded into "other" or not shown.
+    #[arg(long, env = "STATS_MIN_BUCKET", default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..))]
+    pub stats_min_bucket: i64,
+
+    /// Seconds between refreshes of the statistics page from the analytics rollups; page views in
+    /// between are served from memory. 0 computes it once at start-up only.
+    #[arg(long, env = "STATS_REFRESH_SECS", default_value_t = 600)]
+    pub stats_refresh_secs: u64,
 }
 
 /// A literal URL path: the router would read `{...}` and `*` as parameters.
@@ -257,6 +267,11 @@ impl Config {
             interval: (self.retention_interval_secs > 0)
                 .then(|| Duration::from_secs(self.retention_interval_secs)),
         }
+    }
+
+    /// None when the statistics page is computed once, at start-up.
+    pub fn stats_refresh_interval(&self) -> Option<Duration> {
+        (self.stats_refresh_secs > 0).then(|| Duration::from_secs(self.stats_refresh_secs))
     }
 
     pub fn writer(&self) -> WriterSettings {

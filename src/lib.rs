@@ -3,6 +3,7 @@
 //! `ingest` decodes the wire format (`legacy` the protocols of PMM 2), `geoip` and `client_ip`
 //! turn the sender's address into a country, `store` holds all SQL, `writer` batches commits, `app`
 //! is the HTTP surface, `web` the landing page built from the `catalogue` of known metric keys,
+//! `stats` the public statistics page,
 //! `reload` re-reads files on SIGHUP, `retention` keeps the analytics rollups current and expires raw
 //! reports, `synthetic` generates test history, and `server` wires them together at start-up.
 
@@ -18,6 +19,7 @@ pub mod rate_limit;
 pub mod reload;
 pub mod retention;
 pub mod server;
+pub mod stats;
 pub mod store;
 pub mod synthetic;
 pub mod typed_metrics;

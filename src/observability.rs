@@ -87,3 +87,9 @@ pub fn retention_run(succeeded: bool, deleted_reports: u64) {
     counter!("telemetry_retention_runs_total", "result" => result).increment(1);
     counter!("telemetry_retention_deleted_reports_total").increment(deleted_reports);
 }
+
+/// Each refresh of the statistics page: its queries are all the database load the page causes.
+pub fn stats_refresh(succeeded: bool) {
+    let result = if succeeded { "succeeded" } else { "failed" };
+    counter!("telemetry_stats_refreshes_total", "result" => result).increment(1);
+}

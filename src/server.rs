@@ -17,6 +17,7 @@ use crate::observability;
 use crate::rate_limit::ClientRateLimiter;
 use crate::reload::{ReloadRequests, ReloadSubscription};
 use crate::retention;
+use crate::stats::{StatsCache, StatsError};
 use crate::store::{self, DatabaseSettings, StoreError};
 use crate::writer::Writer;
 
@@ -29,6 +30,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     GeoIp(#[from] GeoIpError),
+    #[error("the statistics page could not be prepared: {0}")]
+    Stats(#[from] StatsError),
     #[error(
         "no GeoIP database configured and the bundled one was not found (looked in {0}); set GEOIP_DATABASE"
     )]
@@ -140,6 +143,8 @@ pub struct RunningServer {
     pub geoip: Arc<GeoIp>,
     /// SIGHUP sends these; so can anything else that wants files re-read now.
     pub reload: ReloadRequests,
+    /// The statistics page's cache, to refresh it without waiting for the schedule.
+    pub stats: Arc<StatsCache>,
     handle: axum_server::Handle<SocketAddr>,
     grace: Duration,
     task: JoinHandle<Result<(), StartupError>>,
@@ -190,6 +195,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
     let local_addr = listener.local_addr().map_err(listen_error)?;
 
     let (writer, mut writer_tasks) = Writer::start(pool.clone(), config.writer());
+    let stats = Arc::new(StatsCache::new(pool.clone(), config.stats_min_bucket)?);
     let rate_limiter =
         ClientRateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst);
     let state = AppState {
@@ -200,6 +206,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         limits: config.limits(),
         metrics,
         rate_limiter: rate_limiter.clone(),
+        stats: stats.clone(),
     };
     let router = app::router(
         state,
@@ -248,6 +255,16 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         ));
     }
 
+    let refresh_stats = stats.clone();
+    match config.stats_refresh_interval() {
+        Some(interval) => background.spawn(refresh_stats.refresh_every(interval)),
+        None => background.spawn(async move {
+            if let Err(error) = refresh_stats.refresh().await {
+                tracing::warn!(%error, "statistics not computed");
+            }
+        }),
+    };
+
     let serve_handle = handle.clone();
     let task = tokio::spawn(async move {
         let served = match tls {
@@ -285,6 +302,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         pool,
         geoip,
         reload,
+        stats,
         handle,
         grace: Duration::from_secs(config.shutdown_grace_secs),
         task,

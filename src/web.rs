@@ -169,7 +169,7 @@ async fn cache_headers(request: Request, next: Next) -> Response {
 
 /// A short fingerprint of the stylesheet and icon, appended to their URLs so that a new release is
 /// fetched at once instead of after the cache lifetime.
-fn asset_version() -> &'static str {
+pub fn asset_version() -> &'static str {
     static VERSION: LazyLock<String> = LazyLock::new(|| {
         let mut hasher = DefaultHasher::new();
         ASSETS.hash(&mut hasher);
@@ -448,5 +448,9 @@ mod tests {
         let document: serde_json::Value = serde_json::from_slice(bytes).unwrap();
         assert!(document["openapi"].as_str().unwrap().starts_with("3."));
         assert!(document["paths"][GENERIC_REPORT_PATH]["post"].is_object());
+        for path in [crate::stats::STATS_PATH, crate::stats::STATS_JSON_PATH] {
+            assert!(document["paths"][path]["get"].is_object(), "{path}");
+        }
+        assert!(document["components"]["schemas"]["Statistics"].is_object());
     }
 }

@@ -1,20 +1,23 @@
-//! The landing page in a real browser: Debian's headless Chromium, driven by `tests/browser/landing.mjs`
-//! (playwright-core and axe-core, installed with `npm ci --prefix tests/browser`), against the real
-//! service. Fails on any console error, failed request, accessibility violation or sideways
+//! The landing and statistics pages in a real browser: Debian's headless Chromium, driven by
+//! `tests/browser/landing.mjs` (playwright-core and axe-core, installed with
+//! `npm ci --prefix tests/browser`), against the real service with a year of generated history.
+//! Fails on any console error, failed request, accessibility violation, undrawn chart or sideways
 //! scrolling, and refreshes the screenshots in `docs/screenshots/`.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
+use chrono::{Days, Utc};
 use common::TestApp;
+use telemetry_server::synthetic::{self, Settings};
 
 fn chromium() -> PathBuf {
     PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned()))
 }
 
 #[tokio::test]
-async fn landing_page_renders_cleanly_in_chromium() {
+async fn pages_render_cleanly_in_chromium() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script_dir = root.join("tests/browser");
     assert!(
@@ -34,7 +37,28 @@ async fn landing_page_renders_cleanly_in_chromium() {
 
     // server::start bounds the whole serving time by the shutdown grace period (5 s in tests), and
     // the browser run takes longer.
-    let app = TestApp::spawn_with(|config| config.shutdown_grace_secs = 120).await;
+    let app = TestApp::spawn_with(|config| {
+        config.shutdown_grace_secs = 120;
+        config.retention_interval_secs = 0;
+    })
+    .await;
+    // A year of history, so that the statistics page has every chart with realistic shapes.
+    let history = Settings {
+        instances: 800,
+        days: 365,
+        end_date: Utc::now().date_naive() - Days::new(1),
+        seed: 1,
+        batch_size: 2000,
+        concurrency: 2,
+    };
+    synthetic::generate(&app.pool, &history)
+        .await
+        .expect("history generated");
+    app.server()
+        .stats
+        .refresh()
+        .await
+        .expect("statistics computed");
     let output = tokio::process::Command::new("node")
         .arg(script_dir.join("landing.mjs"))
         .arg(&app.base_url)
@@ -52,7 +76,13 @@ async fn landing_page_renders_cleanly_in_chromium() {
         "browser check failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
-    for name in ["landing-1280.png", "landing-390.png"] {
+    for name in [
+        "landing-1280.png",
+        "landing-390.png",
+        "stats-1280.png",
+        "stats-390.png",
+        "stats-dark-1280.png",
+    ] {
         let png = std::fs::read(screenshots.join(name)).expect("screenshot written");
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name} is a PNG");
     }

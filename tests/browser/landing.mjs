@@ -1,7 +1,8 @@
-// Loads the landing page of a running telemetry-server in Debian's headless Chromium and checks
-// what only a browser can tell: no console error, no failed request, no accessibility violation
-// (axe-core, WCAG 2.1 A/AA) in the light and the dark scheme, no sideways scrolling on a phone or
-// at 200% zoom. Saves what a visitor first sees at 1280x800 and 390x844 CSS pixels.
+// Loads the landing page and the statistics page of a running telemetry-server in Debian's headless
+// Chromium and checks what only a browser can tell: no console error, no failed request, no
+// accessibility violation (axe-core, WCAG 2.1 A/AA) in the light and the dark scheme, no sideways
+// scrolling on a phone or at 200% zoom, charts drawn. Saves what a visitor first sees at 1280x800
+// and 390x844 CSS pixels, and the statistics page whole at 1280 pixels wide.
 //
 // Usage: node landing.mjs BASE_URL SCREENSHOT_DIR
 // Environment: CHROMIUM (default /usr/bin/chromium).
@@ -170,6 +171,74 @@ for (const [width, height, name] of [
   await context.close();
 }
 
+// The statistics page: the service behind BASE_URL has statistics computed from generated history.
+async function checkCharts(page, label) {
+  const charts = await page.evaluate(() =>
+    [...document.querySelectorAll("svg.chart")].map((svg) => {
+      const box = svg.getBoundingClientRect();
+      const marks = svg.querySelectorAll("path.line, rect").length;
+      return { width: box.width, height: box.height, marks, title: svg.querySelector("title")?.textContent };
+    }),
+  );
+  if (charts.length < 5) {
+    fail(`${label}: expected at least 5 charts, found ${charts.length}`);
+  }
+  for (const chart of charts) {
+    if (chart.width < 200 || chart.height < 40 || chart.marks === 0) {
+      fail(`${label}: chart "${chart.title}" not drawn (${chart.width}x${chart.height}, ${chart.marks} marks)`);
+    }
+  }
+  const tables = await page.evaluate(() => document.querySelectorAll("figure table").length);
+  if (tables !== charts.length) {
+    fail(`${label}: ${charts.length} charts but ${tables} tables of numbers`);
+  }
+}
+
+for (const [width, height, name, fullPage] of [
+  [1280, 800, "stats-1280.png", true],
+  [390, 844, "stats-390.png", false],
+]) {
+  const label = `stats ${width}px light`;
+  const { context, page, problems } = await open("/stats", {
+    viewport: { width, height },
+    colorScheme: "light",
+  });
+  problems.forEach((p) => fail(`${label}: ${p}`));
+  await checkStyled(page, label);
+  await checkCharts(page, label);
+  await checkNoSidewaysScroll(page, label);
+  await checkAccessibility(page, label);
+  await page.screenshot({ path: join(screenshotDir, name), fullPage });
+  await context.close();
+}
+
+{
+  const label = "stats 1280px dark, all tables open";
+  const { context, page, problems } = await open("/stats", {
+    viewport: { width: 1280, height: 900 },
+    colorScheme: "dark",
+  });
+  problems.forEach((p) => fail(`${label}: ${p}`));
+  await page.evaluate(() => document.querySelectorAll("details").forEach((d) => (d.open = true)));
+  await checkAccessibility(page, label);
+  await page.screenshot({ path: join(screenshotDir, "stats-dark-1280.png") });
+  await context.close();
+}
+
+for (const [width, height, scale, label] of [
+  [640, 450, 2, "stats 200% zoom"],
+  [390, 844, 1, "stats 390px, all tables open"],
+]) {
+  const { context, page, problems } = await open("/stats", {
+    viewport: { width, height },
+    deviceScaleFactor: scale,
+  });
+  problems.forEach((p) => fail(`${label}: ${p}`));
+  await page.evaluate(() => document.querySelectorAll("details").forEach((d) => (d.open = true)));
+  await checkNoSidewaysScroll(page, label);
+  await context.close();
+}
+
 await browser.close();
 
 if (failures.length > 0) {
@@ -177,4 +246,4 @@ if (failures.length > 0) {
   failures.forEach((f) => console.error(`- ${f}`));
   process.exit(1);
 }
-console.log("landing page: no console error, no failed request, no accessibility violation");
+console.log("landing and statistics pages: no console error, no failed request, no accessibility violation");
