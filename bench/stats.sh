@@ -58,21 +58,25 @@ db_counters() {
 }
 etag=$(curl -sfI "$base/stats" | awk -F': ' 'tolower($1) == "etag" {print $2}' | tr -d '\r')
 page_bytes=$(curl -sf "$base/stats" | wc -c)
+gzip_bytes=$(curl -sf -H 'Accept-Encoding: gzip' "$base/stats" | wc -c)
 json_bytes=$(curl -sf "$base/stats.json" | wc -c)
 
 sleep "$STATS_SETTLE_SECS"
 read -r xacts_before rows_before <<<"$(db_counters)"
 refreshes_before=$(refreshes)
 
+runs=0
 run() {
-    local name=$1
+    local name=$1 out
     shift
-    wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency "$@" >"$work/$name.txt"
+    runs=$((runs + 1))
+    out="$work/wrk-$runs.txt"
+    wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency "$@" >"$out"
     local rps p50 p99 non2xx
-    rps=$(awk '/Requests\/sec/ {print $2}' "$work/$name.txt")
-    p50=$(awk '$1 == "50%" {print $2}' "$work/$name.txt")
-    p99=$(awk '$1 == "99%" {print $2}' "$work/$name.txt")
-    non2xx=$(awk '/Non-2xx or 3xx responses/ {print $NF}' "$work/$name.txt")
+    rps=$(awk '/Requests\/sec/ {print $2}' "$out")
+    p50=$(awk '$1 == "50%" {print $2}' "$out")
+    p99=$(awk '$1 == "99%" {print $2}' "$out")
+    non2xx=$(awk '/Non-2xx or 3xx responses/ {print $NF}' "$out")
     echo "   $name: $rps requests/s, p50 $p50, p99 $p99, non-2xx/3xx ${non2xx:-0}"
     rows_md+="| $name | $(printf '%.0f' "$rps") | $p50 | $p99 | ${non2xx:-0} |"$'\n'
 }
@@ -81,12 +85,12 @@ rows_md=""
 run "GET /stats (${page_bytes} bytes)" "$base/stats"
 run "GET /stats.json (${json_bytes} bytes)" "$base/stats.json"
 run "GET /stats, If-None-Match (304)" -H "If-None-Match: $etag" "$base/stats"
-run "GET /stats, gzip" -H "Accept-Encoding: gzip" "$base/stats"
+run "GET /stats, gzip (${gzip_bytes} bytes)" -H "Accept-Encoding: gzip" "$base/stats"
 
 sleep "$STATS_SETTLE_SECS"
 read -r xacts_after rows_after <<<"$(db_counters)"
 refreshes_after=$(refreshes)
-requests=$(cat "$work"/*.txt | awk '/requests in/ {n+=$1} END {print n}')
+requests=$(cat "$work"/wrk-*.txt | awk '/requests in/ {n+=$1} END {print n}')
 echo "   $requests page views; database transactions $xacts_before -> $xacts_after, rows read $rows_before -> $rows_after, refreshes $refreshes_before -> $refreshes_after"
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)

@@ -401,6 +401,26 @@ async fn page_views_are_served_from_memory_with_validators() {
     let body = first.text().await.unwrap();
     assert!(body.contains("Active installations per product"));
 
+    // Compressed once at refresh time, for clients that ask for it.
+    let gzipped = app
+        .client
+        .get(app.url("/stats"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    assert_eq!(gzipped.headers()["vary"], "accept-encoding");
+    let compressed = gzipped.bytes().await.unwrap();
+    assert!(compressed.len() < body.len() / 3);
+    let mut unpacked = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&compressed[..]),
+        &mut unpacked,
+    )
+    .unwrap();
+    assert_eq!(unpacked, body);
+
     // Unchanged rollups give the same validators on the next refresh.
     app.server().stats.refresh().await.unwrap();
     let refreshed = app.client.get(app.url("/stats")).send().await.unwrap();

@@ -14,6 +14,7 @@ mod countries;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +27,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, NaiveDate, Utc};
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use serde::Serialize;
 use sqlx::PgPool;
 
@@ -1012,10 +1015,13 @@ impl Statistics {
 // The cache
 // ---------------------------------------------------------------------------------------------
 
-/// A response body rendered once, with the validators that let clients skip it.
+/// A response body rendered once, and compressed once, with the validators that let clients skip it.
 #[derive(Debug)]
 pub struct Rendered {
     pub body: Bytes,
+    /// The body gzipped at refresh time: compressing a page of tables per request would cost far
+    /// more CPU than serving it.
+    pub gzip: Bytes,
     pub etag: HeaderValue,
     pub last_modified: SystemTime,
 }
@@ -1024,11 +1030,17 @@ impl Rendered {
     fn new(body: Vec<u8>, last_modified: SystemTime) -> Self {
         let mut hasher = DefaultHasher::new();
         body.hash(&mut hasher);
-        // Weak: the compression layer may send the same content in another encoding.
+        // Weak: the same content goes out plain or gzipped.
         let etag = HeaderValue::from_str(&format!("W/\"{:016x}\"", hasher.finish()))
             .expect("a hex ETag is a valid header value");
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+        let gzip = encoder
+            .write_all(&body)
+            .and_then(|()| encoder.finish())
+            .expect("gzip into memory cannot fail");
         Self {
             body: body.into(),
+            gzip: gzip.into(),
             etag,
             last_modified,
         }
@@ -1046,15 +1058,24 @@ impl Rendered {
                 HeaderValue::from_static(CACHE_CONTROL),
             ),
         ];
+        let vary = [(header::VARY, HeaderValue::from_static("accept-encoding"))];
         if self.is_fresh_for(request) {
-            return (StatusCode::NOT_MODIFIED, headers).into_response();
+            return (StatusCode::NOT_MODIFIED, headers, vary).into_response();
         }
-        (
-            headers,
-            [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-            Body::from(self.body.clone()),
-        )
-            .into_response()
+        let content_type = [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))];
+        if accepts_gzip(request) {
+            let encoding = [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))];
+            (
+                headers,
+                vary,
+                content_type,
+                encoding,
+                Body::from(self.gzip.clone()),
+            )
+                .into_response()
+        } else {
+            (headers, vary, content_type, Body::from(self.body.clone())).into_response()
+        }
     }
 
     /// RFC 9110 §13.1: If-None-Match wins over If-Modified-Since; ETags compare weakly for GET.
@@ -1075,6 +1096,26 @@ impl Rendered {
             .and_then(parse_httpdate)
             .is_some_and(|since| truncate_to_seconds(self.last_modified) <= since)
     }
+}
+
+/// True when Accept-Encoding lists gzip (or `*`) without `q=0`.
+fn accepts_gzip(request: &HeaderMap) -> bool {
+    request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|parameter| {
+                parameter
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
 }
 
 fn weak_tag(tag: &str) -> &str {
@@ -1278,6 +1319,30 @@ mod tests {
             HeaderValue::from_static("Fri, 01 Jan 2100 00:00:00 GMT"),
         );
         assert!(!rendered.is_fresh_for(&headers));
+    }
+
+    #[test]
+    fn gzip_is_sent_to_clients_that_accept_it() {
+        let accepts = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(value));
+            accepts_gzip(&headers)
+        };
+        assert!(accepts("gzip"));
+        assert!(accepts("br, GZIP;q=0.5"));
+        assert!(accepts("*"));
+        assert!(!accepts("br, deflate"));
+        assert!(!accepts("gzip;q=0"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+
+        let rendered = rendered();
+        let mut plain = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(&rendered.gzip[..]),
+            &mut plain,
+        )
+        .unwrap();
+        assert_eq!(plain.as_bytes(), &rendered.body[..]);
     }
 
     #[test]
