@@ -49,6 +49,16 @@ async fn get_json(app: &TestApp, path: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// A GET with one conditional (or other) request header.
+async fn get_with(app: &TestApp, path: &str, name: &str, value: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .header(name, value)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn get_text(app: &TestApp, path: &str) -> String {
     let response = app.client.get(app.url(path)).send().await.unwrap();
     assert_eq!(response.status(), 200, "{path}");
@@ -402,13 +412,7 @@ async fn page_views_are_served_from_memory_with_validators() {
     assert!(body.contains("Active installations per product"));
 
     // Compressed once at refresh time, for clients that ask for it.
-    let gzipped = app
-        .client
-        .get(app.url("/stats"))
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+    let gzipped = get_with(&app, "/stats", "accept-encoding", "gzip").await;
     assert_eq!(gzipped.headers()["content-encoding"], "gzip");
     assert_eq!(gzipped.headers()["vary"], "accept-encoding");
     let compressed = gzipped.bytes().await.unwrap();
@@ -431,31 +435,13 @@ async fn page_views_are_served_from_memory_with_validators() {
     );
 
     // Conditional requests.
-    let not_modified = app
-        .client
-        .get(app.url("/stats"))
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let not_modified = get_with(&app, "/stats", "if-none-match", &etag).await;
     assert_eq!(not_modified.status(), 304);
     assert_eq!(not_modified.headers()["etag"].to_str().unwrap(), etag);
     assert!(not_modified.bytes().await.unwrap().is_empty());
-    let not_modified = app
-        .client
-        .get(app.url("/stats"))
-        .header("if-modified-since", &last_modified)
-        .send()
-        .await
-        .unwrap();
+    let not_modified = get_with(&app, "/stats", "if-modified-since", &last_modified).await;
     assert_eq!(not_modified.status(), 304);
-    let other_representation = app
-        .client
-        .get(app.url("/stats.json"))
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let other_representation = get_with(&app, "/stats.json", "if-none-match", &etag).await;
     assert_eq!(
         other_representation.status(),
         200,

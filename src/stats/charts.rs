@@ -65,9 +65,10 @@ pub struct Caption {
     pub description: String,
 }
 
+/// A chart over weeks: lines (counts) or stacked columns (shares) on the same axes.
 #[derive(Template)]
-#[template(path = "charts/line.svg", escape = "html")]
-pub struct LineChart {
+#[template(path = "charts/weekly.svg", escape = "html")]
+pub struct WeeklyChart {
     pub caption: Caption,
     pub width: f64,
     pub height: f64,
@@ -77,19 +78,6 @@ pub struct LineChart {
     pub y_ticks: Vec<Tick>,
     pub x_ticks: Vec<Tick>,
     pub lines: Vec<Line>,
-}
-
-#[derive(Template)]
-#[template(path = "charts/columns.svg", escape = "html")]
-pub struct StackedColumns {
-    pub caption: Caption,
-    pub width: f64,
-    pub height: f64,
-    pub plot_left: f64,
-    pub plot_right: f64,
-    pub plot_bottom: f64,
-    pub y_ticks: Vec<Tick>,
-    pub x_ticks: Vec<Tick>,
     pub bars: Vec<Bar>,
 }
 
@@ -188,7 +176,7 @@ fn month_ticks(weeks: &[NaiveDate], x_of: impl Fn(usize) -> f64) -> Vec<Tick> {
 }
 
 /// Weekly counts as lines.
-pub fn line_chart(caption: Caption, weeks: &[NaiveDate], series: &[TimeSeries<'_>]) -> LineChart {
+pub fn line_chart(caption: Caption, weeks: &[NaiveDate], series: &[TimeSeries<'_>]) -> WeeklyChart {
     let max = series
         .iter()
         .flat_map(|s| s.values.iter().flatten())
@@ -233,7 +221,7 @@ pub fn line_chart(caption: Caption, weeks: &[NaiveDate], series: &[TimeSeries<'_
             label: thousands(value as i64),
         })
         .collect();
-    LineChart {
+    WeeklyChart {
         caption,
         width: WIDTH,
         height: TIME_HEIGHT,
@@ -243,6 +231,7 @@ pub fn line_chart(caption: Caption, weeks: &[NaiveDate], series: &[TimeSeries<'_
         y_ticks,
         x_ticks: month_ticks(weeks, x_of),
         lines,
+        bars: Vec::new(),
     }
 }
 
@@ -251,7 +240,7 @@ pub fn share_columns(
     caption: Caption,
     weeks: &[NaiveDate],
     series: &[(&str, &'static str, &[Option<f64>])],
-) -> StackedColumns {
+) -> WeeklyChart {
     let plot_right = WIDTH - RIGHT;
     let plot_bottom = TIME_HEIGHT - BOTTOM;
     let band = (plot_right - LEFT) / weeks.len().max(1) as f64;
@@ -287,7 +276,7 @@ pub fn share_columns(
             label: format!("{:.0}%", share * 100.0),
         })
         .collect();
-    StackedColumns {
+    WeeklyChart {
         caption,
         width: WIDTH,
         height: TIME_HEIGHT,
@@ -296,6 +285,7 @@ pub fn share_columns(
         plot_bottom,
         y_ticks,
         x_ticks: month_ticks(weeks, |index| x_of(index) + band / 2.0),
+        lines: Vec::new(),
         bars,
     }
 }

@@ -303,15 +303,7 @@ fn active_instances(
         .collect();
     products.sort_by_key(|series| {
         (
-            std::cmp::Reverse(
-                series
-                    .active_instances
-                    .iter()
-                    .rev()
-                    .flatten()
-                    .next()
-                    .copied(),
-            ),
+            std::cmp::Reverse(last_published(&series.active_instances)),
             series.product_family.clone(),
         )
     });
@@ -320,6 +312,11 @@ fn active_instances(
         products,
         other,
     }
+}
+
+/// The most recent published value of a weekly series, by which products are listed largest first.
+fn last_published(values: &[Option<i64>]) -> Option<i64> {
+    values.iter().rev().flatten().next().copied()
 }
 
 /// What instances without a version are listed as.
@@ -359,15 +356,7 @@ fn release_uptake(
         .collect();
     uptake.sort_by_key(|product| {
         (
-            std::cmp::Reverse(
-                product
-                    .active_instances
-                    .iter()
-                    .rev()
-                    .flatten()
-                    .next()
-                    .copied(),
-            ),
+            std::cmp::Reverse(last_published(&product.active_instances)),
             product.product_family.clone(),
         )
     });
