@@ -84,7 +84,13 @@ pub struct DatabaseSettings {
 
 /// Connects to the configured database, creating it first if it does not exist yet.
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
-    let options = PgConnectOptions::from_str(&settings.url).map_err(StoreError::InvalidUrl)?;
+    let options = PgConnectOptions::from_str(&settings.url)
+        .map_err(StoreError::InvalidUrl)?
+        // sqlx keeps each statement prepared for the connection's lifetime, and after five runs
+        // PostgreSQL may switch to a generic plan made once, with the table sizes of that moment:
+        // plans made while the tables were small (seq scans, hash joins) then slowed every batch
+        // down as the tables grew (docs/performance.md). A custom plan per run costs far less.
+        .options([("plan_cache_mode", "force_custom_plan")]);
     create_database_if_missing(&options).await?;
     PgPoolOptions::new()
         .max_connections(settings.max_connections)

@@ -415,3 +415,17 @@ async fn database_connections_disable_nagle() {
     );
     app.cleanup().await;
 }
+
+/// The batch statements stay prepared on a connection for its lifetime. A generic plan made while the
+/// tables were small (sequential scans) halved ingest once they held a few hundred thousand rows
+/// (docs/performance.md), so the service's sessions plan each run with the tables as they are.
+#[tokio::test]
+async fn database_sessions_plan_every_statement_afresh() {
+    let app = TestApp::spawn().await;
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(mode, "force_custom_plan");
+    app.cleanup().await;
+}
