@@ -69,28 +69,80 @@ impl SplitMix {
     }
 }
 
-fn build_body(template: &Value, random: &mut SplitMix, args: &Args) -> (Uuid, String) {
-    let mut body = template.clone();
-    let report = &mut body["reports"][0];
+/// The parts of a body that vary per request, as placeholders in the serialised template.
+const SLOTS: [&str; 5] = [
+    "@@REPORT_ID@@",
+    "@@INSTANCE_ID@@",
+    "@@CREATE_TIME@@",
+    "@@PMM_MINOR@@",
+    "@@PILLAR_PATCH@@",
+];
+
+/// A body cut once around the parts that vary, so that a request costs a few string copies
+/// instead of cloning and serialising a JSON tree: at a few thousand requests per second that
+/// saves the generator a good share of the CPU it shares with the service on a small machine.
+struct Template {
+    pieces: Vec<String>,
+    slots: Vec<usize>,
+}
+
+impl Template {
+    fn compile(fixture: &Value) -> Self {
+        let mut body = fixture.clone();
+        let report = &mut body["reports"][0];
+        report["id"] = SLOTS[0].into();
+        report["instanceId"] = SLOTS[1].into();
+        report["createTime"] = SLOTS[2].into();
+        for metric in report["metrics"].as_array_mut().into_iter().flatten() {
+            match metric["key"].as_str() {
+                Some("PMMServerVersion") => metric["value"] = format!("3.{}.0", SLOTS[3]).into(),
+                Some("pillar_version") => metric["value"] = format!("8.0.{}", SLOTS[4]).into(),
+                _ => {}
+            }
+        }
+        let text = body.to_string();
+        let (mut pieces, mut slots, mut rest) = (Vec::new(), Vec::new(), text.as_str());
+        while let Some((at, slot)) = SLOTS
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, marker)| rest.find(marker).map(|at| (at, slot)))
+            .min()
+        {
+            pieces.push(rest[..at].to_owned());
+            slots.push(slot);
+            rest = &rest[at + SLOTS[slot].len()..];
+        }
+        pieces.push(rest.to_owned());
+        Self { pieces, slots }
+    }
+
+    fn fill(&self, values: &[String; 5]) -> String {
+        let mut body =
+            String::with_capacity(self.pieces.iter().map(String::len).sum::<usize>() + 128);
+        for (piece, &slot) in self.pieces.iter().zip(&self.slots) {
+            body.push_str(piece);
+            body.push_str(&values[slot]);
+        }
+        body.push_str(self.pieces.last().expect("a template has a last piece"));
+        body
+    }
+}
+
+fn build_body(template: &Template, random: &mut SplitMix, args: &Args) -> (Uuid, String) {
     let instance = u128::from(random.next()) % args.instances.max(1);
     let report_id = Uuid::new_v4();
     let mut minor = (instance % 10) as u64;
     if random.unit() < 0.03 {
         minor += 1;
     }
-    report["id"] = report_id.to_string().into();
-    report["instanceId"] = Uuid::from_u128(0x4000_8000_0000_0000_0000 | instance)
-        .to_string()
-        .into();
-    report["createTime"] = chrono::Utc::now().to_rfc3339().into();
-    for metric in report["metrics"].as_array_mut().into_iter().flatten() {
-        match metric["key"].as_str() {
-            Some("PMMServerVersion") => metric["value"] = format!("3.{minor}.0").into(),
-            Some("pillar_version") => metric["value"] = format!("8.0.{}", 30 + minor).into(),
-            _ => {}
-        }
-    }
-    (report_id, body.to_string())
+    let values = [
+        report_id.to_string(),
+        Uuid::from_u128(0x4000_8000_0000_0000_0000 | instance).to_string(),
+        chrono::Utc::now().to_rfc3339(),
+        minor.to_string(),
+        (30 + minor).to_string(),
+    ];
+    (report_id, template.fill(&values))
 }
 
 #[derive(Default)]
@@ -104,8 +156,8 @@ struct Outcome {
 #[tokio::main]
 async fn main() {
     let args = Arc::new(Args::parse());
-    let agent = fixture("telemetry-agent-ps.json");
-    let pmm = fixture("pmm-generic-report-1.json");
+    let agent = Template::compile(&fixture("telemetry-agent-ps.json"));
+    let pmm = Template::compile(&fixture("pmm-generic-report-1.json"));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(args.timeout))
         .pool_max_idle_per_host(args.max_in_flight)
