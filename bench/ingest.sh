@@ -169,11 +169,13 @@ echo "   server peak RSS $rss MB  (target < 150)"
 cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
 pg=$(psql -qtA "$ADMIN_URL" -c "SHOW server_version")
+pg_settings=$(psql -qtA "$ADMIN_URL" -c "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
+    FROM unnest(ARRAY['shared_buffers', 'max_wal_size', 'wal_compression', 'shared_preload_libraries']) AS name")
 {
     [ -s docs/performance.md ] || printf '# Performance\n'
     printf '\n## Ingest run %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
-    printf 'Machine: %s cores (%s), %s; PostgreSQL %s, synchronous_commit=%s; release build; loopback.\n' \
-        "$(nproc)" "$cpu" "$mem" "$pg" "$sync_commit"
+    printf 'Machine: %s cores (%s), %s; PostgreSQL %s, synchronous_commit=%s, %s; release build; loopback.\n' \
+        "$(nproc)" "$cpu" "$mem" "$pg" "$sync_commit" "$pg_settings"
     printf 'Writer settings: defaults (see `telemetry-server --help`). %s s per run, %s instance ids.\n\n' "$SECONDS_PER_RUN" "$INSTANCES"
     printf '| measure | value |\n|---|---|\n'
     printf '| naive ceiling (pgbench, 1 tx per report, best of %s clients) | %s reports/s at %s clients |\n' "$CLIENT_COUNTS" "$best_tps" "$best_clients"

@@ -33,18 +33,28 @@ echo "$result"
 statuses=$(sed -n 's/.* statuses=\([^ ]*\).*/\1/p' <<<"$result")
 errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$result")
 p99=$(sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p' <<<"$result")
+skipped=$(sed -n 's/.* skipped=\([0-9]*\).*/\1/p' <<<"$result")
+p50=$(sed -n 's/.* p50_ms=\([0-9.]*\).*/\1/p' <<<"$result")
 samples=$(wc -l <"$work/rss.txt")
-first_minute=$(head -n 6 "$work/rss.txt" | sort -n | tail -n 1)
-last_minute=$(tail -n 6 "$work/rss.txt" | sort -n | tail -n 1)
 peak=$(sort -n "$work/rss.txt" | tail -n 1)
+# Flat means no trend once warmed up: the median of the second half of the run (after the first minute)
+# is within 10% of the median of the first half. Single samples swing with the requests in flight.
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+warm=$(tail -n +7 "$work/rss.txt")
+half=$(( $(wc -l <<<"$warm") / 2 ))
+first_half=$(head -n "$half" <<<"$warm" | median)
+second_half=$(tail -n "$half" <<<"$warm" | median)
+flat=$(awk "BEGIN{print ($second_half <= 1.1 * $first_half) ? \"yes\" : \"no\"}")
 non200=$(tr ',' '\n' <<<"$statuses" | awk -F: '$1!=200 {n+=$2} END {print n+0}')
-echo "RSS MB: max of first minute $first_minute, max of last minute $last_minute, peak $peak ($samples samples)"
+settings=$(psql -qtA "$ADMIN_URL" -c "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
+    FROM unnest(ARRAY['shared_buffers', 'max_wal_size', 'wal_compression', 'synchronous_commit']) AS name")
+echo "RSS MB: median $first_half in the first half, $second_half in the second (flat: $flat), peak $peak ($samples samples)"
 {
     [ -s docs/performance.md ] || printf '# Performance\n'
     printf '\n## Soak run %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
-    printf '%s requests/s for %s s (release build, loopback, open loop).\n\n' "$RATE" "$SOAK_SECONDS"
-    printf '| answers | non-200 | client errors | p99 | RSS first minute / last minute / peak |\n|---|---|---|---|---|\n'
-    printf '| %s | %s | %s | %s ms | %s / %s / %s MB |\n' "$statuses" "$non200" "$errors" "$p99" "$first_minute" "$last_minute" "$peak"
+    printf '%s requests/s for %s s (release build, loopback, open loop). PostgreSQL: %s.\n\n' "$RATE" "$SOAK_SECONDS" "$settings"
+    printf '| answers | non-200 | client errors | sends skipped (generator at its in-flight bound) | p50 / p99 | RSS median first half / second half / peak | RSS flat |\n|---|---|---|---|---|---|---|\n'
+    printf '| %s | %s | %s | %s | %s / %s ms | %s / %s / %s MB | %s |\n' "$statuses" "$non200" "$errors" "$skipped" "$p50" "$p99" "$first_half" "$second_half" "$peak" "$flat"
     printf '\nRSS samples (MB, every 10 s): %s\n' "$(paste -sd' ' "$work/rss.txt")"
 } >>docs/performance.md
-[ "$non200" = "0" ] && [ "$errors" = "0" ]
+[ "$non200" = "0" ] && [ "$errors" = "0" ] && [ "$flat" = "yes" ]
