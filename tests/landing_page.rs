@@ -277,6 +277,8 @@ async fn api_description_is_served_and_its_examples_are_accepted() {
         "/metrics",
         "/",
         "/openapi.json",
+        "/v1/telemetry/Report",
+        "/v1/pmm-version-check",
     ] {
         assert!(document["paths"][path].is_object(), "{path} is described");
     }
@@ -293,6 +295,28 @@ async fn api_description_is_served_and_its_examples_are_accepted() {
     for status in ["200", "400", "413", "500", "503"] {
         assert!(operation["responses"][status].is_object(), "{status}");
     }
+
+    for (path, content_type) in [
+        ("/v1/telemetry/Report", "application/json"),
+        ("/v1/pmm-version-check", "text/plain"),
+    ] {
+        let example = &document["paths"][path]["post"]["requestBody"]["content"][content_type]["example"];
+        let body = match example {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        let response = app
+            .client
+            .post(app.url(path))
+            .header(CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "the example of {path}");
+    }
+    let stored = i64::try_from(examples.len()).unwrap() + 2;
+    assert_eq!(app.count("reports").await, stored, "one report per example");
     app.cleanup().await;
 }
 
