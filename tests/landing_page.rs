@@ -300,7 +300,8 @@ async fn api_description_is_served_and_its_examples_are_accepted() {
         ("/v1/telemetry/Report", "application/json"),
         ("/v1/pmm-version-check", "text/plain"),
     ] {
-        let example = &document["paths"][path]["post"]["requestBody"]["content"][content_type]["example"];
+        let example =
+            &document["paths"][path]["post"]["requestBody"]["content"][content_type]["example"];
         let body = match example {
             Value::String(text) => text.clone(),
             other => other.to_string(),
