@@ -25,6 +25,11 @@ fn body(reports: &[Value]) -> String {
     json!({ "reports": reports }).to_string()
 }
 
+/// A request with one report of a new instance.
+fn fresh_report_body(created: &str) -> String {
+    body(&[report(Uuid::new_v4(), Uuid::new_v4(), created, "3.0.0")])
+}
+
 /// Everything but the server-side arrival times, which differ between two runs by nature.
 async fn logical_state(app: &TestApp) -> String {
     let query = "SELECT concat_ws(E'\\n',
@@ -121,12 +126,7 @@ async fn full_queue_answers_503_at_once_and_recovers() {
     for _ in 0..2 {
         let client = app.client.clone();
         let url = app.url("/v1/telemetry/GenericReport");
-        let request = body(&[report(
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-            "2025-01-01T00:00:00Z",
-            "3.0.0",
-        )]);
+        let request = fresh_report_body("2025-01-01T00:00:00Z");
         waiting.spawn(async move {
             client
                 .post(url)
@@ -158,12 +158,7 @@ async fn full_queue_answers_503_at_once_and_recovers() {
     assert!(queued, "two reports should be waiting for the commit");
 
     let refused = app
-        .post_report(body(&[report(
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-            "2025-01-01T00:00:00Z",
-            "3.0.0",
-        )]))
+        .post_report(fresh_report_body("2025-01-01T00:00:00Z"))
         .await;
     assert_eq!(
         refused
@@ -188,12 +183,7 @@ async fn full_queue_answers_503_at_once_and_recovers() {
         "the refused report was not stored"
     );
     let response = app
-        .post_report(body(&[report(
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-            "2025-01-01T00:00:00Z",
-            "3.0.0",
-        )]))
+        .post_report(fresh_report_body("2025-01-01T00:00:00Z"))
         .await;
     assert_eq!(response.status(), 200);
     app.cleanup().await;
@@ -336,12 +326,7 @@ async fn nothing_unstored_is_acknowledged_when_the_database_goes_away() {
     let mut recovered = false;
     for _ in 0..50 {
         let response = app
-            .post_report(body(&[report(
-                Uuid::new_v4(),
-                Uuid::new_v4(),
-                "2025-01-02T00:00:00Z",
-                "3.0.0",
-            )]))
+            .post_report(fresh_report_body("2025-01-02T00:00:00Z"))
             .await;
         if response.status() == 200 {
             recovered = true;
@@ -395,12 +380,7 @@ fn nodelay_of_sockets_to(port: u16) -> Vec<bool> {
 async fn database_connections_disable_nagle() {
     let app = TestApp::spawn().await;
     let response = app
-        .post_report(body(&[report(
-            Uuid::new_v4(),
-            Uuid::new_v4(),
-            "2025-01-02T00:00:00Z",
-            "3.0.0",
-        )]))
+        .post_report(fresh_report_body("2025-01-02T00:00:00Z"))
         .await;
     assert_eq!(response.status(), 200);
 
