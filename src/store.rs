@@ -223,11 +223,13 @@ impl ReportColumns {
 
 /// Stores a batch of reports in one transaction and returns how many were new.
 ///
-/// Three set-based statements, whatever the batch size: insert the reports (skipping report ids
-/// already stored), upsert their instances and fold them into their per-day analytics row
-/// (`analytics.instance_days`); then, for each instance that got new reports, drop and re-derive
-/// its upgrades from the earliest new report on, so late or out-of-order reports never leave a
-/// false downgrade or a duplicate upgrade behind.
+/// Set-based statements, whatever the batch size. The first inserts the reports (skipping report
+/// ids already stored), upserts their instances, folds them into their per-day analytics row
+/// (`analytics.instance_days`) and appends the upgrades of instances whose new reports are newer
+/// than everything stored for them, the usual case. Only for the other instances, with late or
+/// out-of-order reports or a concurrent batch in between, two more statements drop and re-derive
+/// the upgrades from the earliest new report on, so no false downgrade or duplicate upgrade is
+/// left behind.
 pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64, StoreError> {
     if reports.is_empty() {
         return Ok(0);
@@ -278,6 +280,12 @@ pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64,
             FROM inserted
             GROUP BY instance_id, product_family
         ),
+        prior AS (
+            -- The instances as they stood before this statement: its snapshot.
+            SELECT i.instance_id, i.product_family, i.version, i.version_seen_at, i.report_count
+            FROM instances i
+            JOIN per_instance p USING (instance_id, product_family)
+        ),
         upserted AS (
             INSERT INTO instances AS i (instance_id, product_family, first_seen, last_seen, version,
                                         version_seen_at, country_code, report_count, last_received_at)
@@ -299,6 +307,34 @@ pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64,
                 country_code = coalesce(excluded.country_code, i.country_code),
                 report_count = i.report_count + excluded.report_count,
                 last_received_at = excluded.last_received_at
+            RETURNING i.instance_id, i.product_family, i.report_count
+        ),
+        in_order AS (
+            -- Instances whose new reports all come after every stored report with a version, and
+            -- whose row no other transaction changed between this statement's snapshot and its
+            -- upsert (every change adds to report_count): their upgrades follow from the last
+            -- version and the new reports alone, with nothing stored to re-derive.
+            SELECT p.instance_id, p.product_family, r.version AS previous_version
+            FROM per_instance p
+            JOIN upserted u USING (instance_id, product_family)
+            LEFT JOIN prior r USING (instance_id, product_family)
+            WHERE p.earliest_versioned IS NOT NULL
+              AND u.report_count = coalesce(r.report_count, 0) + p.report_count
+              AND (r.version_seen_at IS NULL OR p.earliest_versioned > r.version_seen_at)
+        ),
+        appended_upgrades AS (
+            INSERT INTO upgrades (instance_id, product_family, from_version, to_version, upgraded_at, report_id)
+            SELECT instance_id, product_family, from_version, version, created_at, report_id
+            FROM (
+                SELECT n.instance_id, n.product_family, n.report_id, n.created_at, n.version,
+                       lag(n.version, 1, o.previous_version)
+                           OVER (PARTITION BY n.instance_id, n.product_family
+                                 ORDER BY n.created_at, n.report_id) AS from_version
+                FROM inserted n
+                JOIN in_order o USING (instance_id, product_family)
+                WHERE n.version IS NOT NULL
+            ) sequence
+            WHERE from_version <> version
             RETURNING 1 AS done
         ),
         moved_first_days AS (
@@ -387,9 +423,11 @@ pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64,
                  WHERE (excluded.last_report_at, excluded.last_report_id) <= (d.last_report_at, d.last_report_id))
             RETURNING 1 AS done
         )
-        SELECT instance_id AS "instance_id!", product_family AS "product_family!",
-               earliest_versioned AS "since?", report_count AS "report_count!"
-        FROM per_instance
+        SELECT p.instance_id AS "instance_id!", p.product_family AS "product_family!",
+               p.earliest_versioned AS "since?", p.report_count AS "report_count!",
+               o.instance_id IS NOT NULL AS "upgrades_appended!"
+        FROM per_instance p
+        LEFT JOIN in_order o USING (instance_id, product_family)
         "#,
         &columns.report_id,
         &columns.instance_id,
@@ -420,7 +458,10 @@ pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64,
     .map_err(StoreError::from_sqlx)?;
 
     let inserted: i64 = touched.iter().map(|row| row.report_count).sum();
-    let versioned: Vec<_> = touched.iter().filter(|row| row.since.is_some()).collect();
+    let versioned: Vec<_> = touched
+        .iter()
+        .filter(|row| row.since.is_some() && !row.upgrades_appended)
+        .collect();
     if !versioned.is_empty() {
         let instance_ids: Vec<uuid::Uuid> = versioned.iter().map(|row| row.instance_id).collect();
         let families: Vec<String> = versioned
