@@ -9,7 +9,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
@@ -72,7 +72,7 @@ impl IntoResponse for WebError {
 
 /// The routes for people and for the API description. Unknown paths are answered by [`not_found`],
 /// which the main router installs as its fallback.
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Arc<AppState>> {
     let assets = ServeDir::with_backend("static", EmbeddedAssets)
         .append_index_html_on_directories(false)
         .fallback(html_not_found.into_service());
@@ -110,7 +110,7 @@ async fn html_not_found() -> Response {
     }
 }
 
-async fn landing_page(State(state): State<AppState>) -> Result<Html<String>, WebError> {
+async fn landing_page(State(state): State<Arc<AppState>>) -> Result<Html<String>, WebError> {
     let database = state.geoip.current();
     let page = LandingPage::new(GeoIpCredit::of(&database));
     page.render().map(Html).map_err(|source| WebError::Render {

@@ -5,6 +5,7 @@
 //! ones in [`super::proto`], so no code generation is involved.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +21,7 @@ pub const REPORT_PATH: &str = "/percona.platform.telemetry.reporter.v1.ReporterA
 /// Answers one gRPC call. Errors travel as gRPC statuses (HTTP 200 with `grpc-status`), as gRPC
 /// clients expect: InvalidArgument for a bad report, Unavailable when the reports could not be
 /// committed right now, and tonic's OutOfRange for a message over `max_message_bytes`.
-pub async fn report(state: AppState, max_message_bytes: usize, request: Request) -> Response {
+pub async fn report(state: Arc<AppState>, max_message_bytes: usize, request: Request) -> Response {
     let method = tower::service_fn(move |request| handle(state.clone(), request));
     let mut grpc = Grpc::new(ProstCodec::<ReportResponse, ReportRequest>::default())
         .max_decoding_message_size(max_message_bytes);
@@ -28,7 +29,7 @@ pub async fn report(state: AppState, max_message_bytes: usize, request: Request)
 }
 
 async fn handle(
-    state: AppState,
+    state: Arc<AppState>,
     request: tonic::Request<ReportRequest>,
 ) -> Result<tonic::Response<ReportResponse>, tonic::Status> {
     let peer = request

@@ -1217,13 +1217,13 @@ impl StatsCache {
 }
 
 /// `/stats` and `/stats.json`.
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route(STATS_PATH, get(stats_page))
         .route(STATS_JSON_PATH, get(stats_json))
 }
 
-async fn stats_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn stats_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     state
         .stats
         .current()
@@ -1231,7 +1231,7 @@ async fn stats_page(State(state): State<AppState>, headers: HeaderMap) -> Respon
         .respond(&headers, "text/html; charset=utf-8")
 }
 
-async fn stats_json(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn stats_json(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     state
         .stats
         .current()
