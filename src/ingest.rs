@@ -168,19 +168,19 @@ pub fn parse_report_request(body: &[u8], limits: &Limits) -> Result<Vec<Report>,
     }
     let document: Value =
         serde_json::from_slice(body).map_err(|e| IngestError::InvalidJson(e.to_string()))?;
-    let Value::Object(request) = document else {
+    let Value::Object(mut request) = document else {
         return Err(invalid(
             "request",
             format!("expected a JSON object, got {}", kind(&document)),
         ));
     };
-    let Some(reports) = nullable(field(&request, "reports", "reports", "request")?) else {
+    let Some(reports) = take_field(&mut request, "reports", "reports", "request")? else {
         return Ok(Vec::new());
     };
     let Value::Array(reports) = reports else {
         return Err(invalid(
             "reports",
-            format!("expected an array, got {}", kind(reports)),
+            format!("expected an array, got {}", kind(&reports)),
         ));
     };
     if reports.len() > limits.max_reports {
@@ -191,30 +191,31 @@ pub fn parse_report_request(body: &[u8], limits: &Limits) -> Result<Vec<Report>,
         });
     }
     reports
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(index, report)| parse_report(report, &format!("reports[{index}]"), limits))
         .collect()
 }
 
-fn parse_report(value: &Value, path: &str, limits: &Limits) -> Result<Report, IngestError> {
-    let Value::Object(report) = value else {
+/// Takes the report apart rather than copying out of it: its metrics are most of the body.
+fn parse_report(value: Value, path: &str, limits: &Limits) -> Result<Report, IngestError> {
+    let Value::Object(mut report) = value else {
         return Err(invalid(
             path,
-            format!("expected an object, got {}", kind(value)),
+            format!("expected an object, got {}", kind(&value)),
         ));
     };
-    let report_id = required_uuid(report, "id", "id", path)?;
-    let instance_id = required_uuid(report, "instanceId", "instance_id", path)?;
-    let created_at = match nullable(field(report, "createTime", "create_time", path)?) {
+    let report_id = required_uuid(&report, "id", "id", path)?;
+    let instance_id = required_uuid(&report, "instanceId", "instance_id", path)?;
+    let created_at = match nullable(field(&report, "createTime", "create_time", path)?) {
         Some(value) => timestamp(value, &format!("{path}.createTime"))?,
         None => return Err(invalid(format!("{path}.createTime"), "is required")),
     };
-    let product_family = match nullable(field(report, "productFamily", "product_family", path)?) {
+    let product_family = match nullable(field(&report, "productFamily", "product_family", path)?) {
         None => ProductFamily::Invalid,
         Some(value) => product_family(value, &format!("{path}.productFamily"))?,
     };
-    let metrics = match nullable(field(report, "metrics", "metrics", path)?) {
+    let metrics = match take_field(&mut report, "metrics", "metrics", path)? {
         None => Vec::new(),
         Some(value) => metrics(value, &format!("{path}.metrics"), limits)?,
     };
@@ -251,6 +252,20 @@ pub(crate) fn field<'a>(
         (Some(value), _) | (None, Some(value)) => Ok(Some(value)),
         (None, None) => Ok(None),
     }
+}
+
+/// Like [`field`], but moves the value out of the object; `None` for an explicit `null` too.
+fn take_field(
+    object: &mut Map<String, Value>,
+    json_name: &str,
+    proto_name: &str,
+    path: &str,
+) -> Result<Option<Value>, IngestError> {
+    field(object, json_name, proto_name, path)?;
+    let value = object
+        .remove(json_name)
+        .or_else(|| object.remove(proto_name));
+    Ok(value.filter(|value| !value.is_null()))
 }
 
 /// protojson treats an explicit `null` as an unset field.
@@ -321,11 +336,11 @@ fn product_family(value: &Value, path: &str) -> Result<ProductFamily, IngestErro
     }
 }
 
-fn metrics(value: &Value, path: &str, limits: &Limits) -> Result<Vec<Metric>, IngestError> {
+fn metrics(value: Value, path: &str, limits: &Limits) -> Result<Vec<Metric>, IngestError> {
     let Value::Array(entries) = value else {
         return Err(invalid(
             path,
-            format!("expected an array, got {}", kind(value)),
+            format!("expected an array, got {}", kind(&value)),
         ));
     };
     if entries.len() > limits.max_metrics {
@@ -335,54 +350,59 @@ fn metrics(value: &Value, path: &str, limits: &Limits) -> Result<Vec<Metric>, In
             limit: limits.max_metrics,
         });
     }
+    // Paths are spelled out only for an error: a report may carry thousands of metrics.
     entries
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(index, entry)| {
-            let entry_path = format!("{path}[{index}]");
-            let Value::Object(entry) = entry else {
+            let entry_path = || format!("{path}[{index}]");
+            let Value::Object(mut entry) = entry else {
                 return Err(invalid(
-                    entry_path,
-                    format!("expected an object, got {}", kind(entry)),
+                    entry_path(),
+                    format!("expected an object, got {}", kind(&entry)),
                 ));
             };
-            let key = string_or_empty(entry, "key", &entry_path, limits.max_key_bytes)?;
-            let value = string_or_empty(entry, "value", &entry_path, limits.max_value_bytes)?;
+            let key = string_or_empty(&mut entry, "key", entry_path, limits.max_key_bytes)?;
+            let value = string_or_empty(&mut entry, "value", entry_path, limits.max_value_bytes)?;
             Ok(Metric { key, value })
         })
         .collect()
 }
 
 fn string_or_empty(
-    object: &Map<String, Value>,
+    object: &mut Map<String, Value>,
     name: &str,
-    path: &str,
+    path: impl Fn() -> String,
     max_bytes: usize,
 ) -> Result<String, IngestError> {
-    match nullable(object.get(name)) {
-        None => Ok(String::new()),
+    match object.remove(name) {
+        None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(text)) => {
-            check_text(text, &format!("{path}.{name}"), max_bytes)?;
-            Ok(text.clone())
+            check_text(&text, max_bytes, || format!("{}.{name}", path()))?;
+            Ok(text)
         }
         Some(other) => Err(invalid(
-            format!("{path}.{name}"),
-            format!("expected a string, got {}", kind(other)),
+            format!("{}.{name}", path()),
+            format!("expected a string, got {}", kind(&other)),
         )),
     }
 }
 
 /// Refuses a metric key or value that is over its limit or that could not be stored as sent.
-pub(crate) fn check_text(text: &str, path: &str, max_bytes: usize) -> Result<(), IngestError> {
+pub(crate) fn check_text(
+    text: &str,
+    max_bytes: usize,
+    path: impl FnOnce() -> String,
+) -> Result<(), IngestError> {
     if text.len() > max_bytes {
         return Err(invalid(
-            path,
+            path(),
             format!("{} bytes exceed the limit of {max_bytes} bytes", text.len()),
         ));
     }
     // PostgreSQL text and jsonb cannot hold U+0000, so such a value could never be stored as sent.
     if text.contains('\0') {
-        return Err(invalid(path, "contains a NUL character"));
+        return Err(invalid(path(), "contains a NUL character"));
     }
     Ok(())
 }

@@ -250,17 +250,12 @@ fn server_metric_report(
     let mut metrics = header.metrics();
     metrics.reserve(report.metrics.len());
     for (index, metric) in report.metrics.into_iter().enumerate() {
-        let metric_path = format!("{path}.metrics[{index}]");
-        check_text(
-            &metric.key,
-            &format!("{metric_path}.key"),
-            limits.max_key_bytes,
-        )?;
-        check_text(
-            &metric.value,
-            &format!("{metric_path}.value"),
-            limits.max_value_bytes,
-        )?;
+        check_text(&metric.key, limits.max_key_bytes, || {
+            format!("{path}.metrics[{index}].key")
+        })?;
+        check_text(&metric.value, limits.max_value_bytes, || {
+            format!("{path}.metrics[{index}].value")
+        })?;
         metrics.push(Metric {
             key: metric.key,
             value: metric.value,
@@ -276,7 +271,7 @@ fn server_metric_report(
 }
 
 fn check_version(version: &str, path: &str, limits: &Limits) -> Result<(), IngestError> {
-    check_text(version, path, limits.max_value_bytes)
+    check_text(version, limits.max_value_bytes, || path.to_owned())
 }
 
 fn pmm_report(

@@ -81,8 +81,8 @@ pub fn parse_v1_report(
         if key.is_empty() {
             return Err(invalid(path, "the key is empty"));
         }
-        check_text(key, &format!("{path} key"), limits.max_key_bytes)?;
-        check_text(value, &format!("{path} value"), limits.max_value_bytes)?;
+        check_text(key, limits.max_key_bytes, || format!("{path} key"))?;
+        check_text(value, limits.max_value_bytes, || format!("{path} value"))?;
         if key == PMM_KEY && version.is_none() {
             version = Some(value.to_owned());
         } else {
