@@ -176,7 +176,7 @@ struct ReportColumns {
 }
 
 impl ReportColumns {
-    fn from_reports(reports: &[NewReport]) -> Self {
+    fn from_reports<'a>(reports: impl IntoIterator<Item = &'a NewReport>) -> Self {
         let mut columns = Self::default();
         for new in reports {
             let report = &new.report;
@@ -230,11 +230,14 @@ impl ReportColumns {
 /// out-of-order reports or a concurrent batch in between, two more statements drop and re-derive
 /// the upgrades from the earliest new report on, so no false downgrade or duplicate upgrade is
 /// left behind.
-pub async fn insert_reports(pool: &PgPool, reports: &[NewReport]) -> Result<u64, StoreError> {
-    if reports.is_empty() {
+pub async fn insert_reports<'a>(
+    pool: &PgPool,
+    reports: impl IntoIterator<Item = &'a NewReport>,
+) -> Result<u64, StoreError> {
+    let columns = ReportColumns::from_reports(reports);
+    if columns.report_id.is_empty() {
         return Ok(0);
     }
-    let columns = ReportColumns::from_reports(reports);
     // Whatever stops us from getting a connection (refused, database closed to connections, pool
     // exhausted) means the database is unavailable, not that these reports are at fault.
     let mut tx = pool.begin().await.map_err(StoreError::Unavailable)?;

@@ -150,10 +150,7 @@ async fn next_batch(
 }
 
 async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
-    let reports: Vec<NewReport> = batch
-        .iter()
-        .flat_map(|job| job.reports.iter().cloned())
-        .collect();
+    let reports: Vec<&NewReport> = batch.iter().flat_map(|job| &job.reports).collect();
     let count = reports.len();
     let outcome = commit_with_retry(pool, &reports).await;
     match outcome {
@@ -174,7 +171,8 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
             // others are not refused because of it.
             tracing::warn!(requests = batch.len(), %error, "batch failed, committing its requests one by one");
             for job in batch {
-                let result = match commit_with_retry(pool, &job.reports).await {
+                let reports: Vec<&NewReport> = job.reports.iter().collect();
+                let result = match commit_with_retry(pool, &reports).await {
                     Ok(()) => {
                         observability::batch_committed(job.reports.len());
                         Ok(())
@@ -192,14 +190,14 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
 }
 
 /// Retries once after a lost deadlock or serialization race; other failures go back to the caller.
-async fn commit_with_retry(pool: &PgPool, reports: &[NewReport]) -> Result<(), StoreError> {
+async fn commit_with_retry(pool: &PgPool, reports: &[&NewReport]) -> Result<(), StoreError> {
     let started = Instant::now();
-    let first = store::insert_reports(pool, reports).await;
+    let first = store::insert_reports(pool, reports.iter().copied()).await;
     let result = match first {
         Err(StoreError::Query(sqlx::Error::Database(ref error)))
             if matches!(error.code().as_deref(), Some("40001" | "40P01")) =>
         {
-            store::insert_reports(pool, reports).await
+            store::insert_reports(pool, reports.iter().copied()).await
         }
         other => other,
     };
