@@ -47,7 +47,7 @@ second_half=$(tail -n "$half" <<<"$warm" | median)
 flat=$(awk "BEGIN{print ($second_half <= 1.1 * $first_half) ? \"yes\" : \"no\"}")
 non200=$(tr ',' '\n' <<<"$statuses" | awk -F: '$1!=200 {n+=$2} END {print n+0}')
 settings=$(psql -qtA "$ADMIN_URL" -c "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
-    FROM unnest(ARRAY['shared_buffers', 'max_wal_size', 'wal_compression', 'synchronous_commit']) AS name")
+    FROM unnest(ARRAY['shared_buffers', 'max_wal_size', 'wal_compression', 'backend_flush_after', 'synchronous_commit']) AS name")
 echo "RSS MB: median $first_half in the first half, $second_half in the second (flat: $flat), peak $peak ($samples samples)"
 {
     [ -s docs/performance.md ] || printf '# Performance\n'
