@@ -5,6 +5,8 @@
 //! behind Percona's grpc-gateway (see `docs/protocol.md`): both JSON and proto field names, enums by
 //! name or number, RFC 3339 timestamps, `null` meaning "unset", unknown fields ignored.
 
+mod typed;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -166,6 +168,15 @@ pub fn parse_report_request(body: &[u8], limits: &Limits) -> Result<Vec<Report>,
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::EmptyBody);
     }
+    match typed::decode(body, limits) {
+        Some(reports) => Ok(reports),
+        None => parse_report_tree(body, limits),
+    }
+}
+
+/// The decoder that explains: walks the request as a JSON tree, so that a refusal can name the
+/// field at fault and what is wrong with it.
+fn parse_report_tree(body: &[u8], limits: &Limits) -> Result<Vec<Report>, IngestError> {
     let document: Value =
         serde_json::from_slice(body).map_err(|e| IngestError::InvalidJson(e.to_string()))?;
     let Value::Object(mut request) = document else {
@@ -219,6 +230,23 @@ fn parse_report(value: Value, path: &str, limits: &Limits) -> Result<Report, Ing
         None => Vec::new(),
         Some(value) => metrics(value, &format!("{path}.metrics"), limits)?,
     };
+    Ok(assemble_report(
+        report_id,
+        instance_id,
+        product_family,
+        created_at,
+        metrics,
+    ))
+}
+
+/// The report from its decoded fields: the version and PMM's uptime are read from its metrics.
+fn assemble_report(
+    report_id: Uuid,
+    instance_id: Uuid,
+    product_family: ProductFamily,
+    created_at: DateTime<Utc>,
+    metrics: Vec<Metric>,
+) -> Report {
     let version = metric_value(&metrics, product_family.version_metric_key())
         .filter(|version| !version.is_empty())
         .map(str::to_owned);
@@ -226,7 +254,7 @@ fn parse_report(value: Value, path: &str, limits: &Limits) -> Result<Report, Ing
         ProductFamily::Pmm => metric_value(&metrics, "UpDuration").and_then(parse_up_duration),
         _ => None,
     };
-    Ok(Report {
+    Report {
         report_id,
         instance_id,
         product_family,
@@ -234,7 +262,7 @@ fn parse_report(value: Value, path: &str, limits: &Limits) -> Result<Report, Ing
         version,
         up_duration_seconds,
         metrics,
-    })
+    }
 }
 
 /// Looks a field up by its JSON name or its proto name; giving both is an error, as in protojson.
