@@ -246,3 +246,36 @@ async fn the_service_runs_the_job_on_its_own() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_instance_back_after_its_reports_expired_still_gets_its_upgrade() {
+    let app = TestApp::spawn_with(|config| config.retention_interval_secs = 0).await;
+    let instance = uuid::Uuid::new_v4();
+    let post = |created: chrono::DateTime<Utc>, version: &str| {
+        let body = serde_json::json!({"reports": [{
+            "id": uuid::Uuid::new_v4().to_string(),
+            "instanceId": instance.to_string(),
+            "createTime": created.to_rfc3339(),
+            "productFamily": "PRODUCT_FAMILY_PMM",
+            "metrics": [{"key": "PMMServerVersion", "value": version}],
+        }]});
+        app.post_report(body.to_string())
+    };
+    assert_eq!(post(Utc::now() - Days::new(2), "3.1.0").await.status(), 200);
+    age_reports_before(&app.pool, Utc::now().date_naive()).await;
+    let run = retention::run_once(&app.pool, Some(KEEP), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(run.deleted_reports, 1);
+
+    // The previous version now lives only in `instances`; the upgrade is read from there.
+    assert_eq!(post(Utc::now(), "3.2.0").await.status(), 200);
+    let upgrades: Vec<(String, String)> =
+        sqlx::query_as("SELECT from_version, to_version FROM upgrades WHERE instance_id = $1")
+            .bind(instance)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(upgrades, [("3.1.0".to_owned(), "3.2.0".to_owned())]);
+    app.cleanup().await;
+}
