@@ -32,8 +32,13 @@ async fn main() -> ExitCode {
 
 async fn serve(config: &Config) -> Result<(), server::StartupError> {
     let running = server::start(config).await?;
+    let pool = running.pool.clone();
     shutdown_signal().await;
-    running.shutdown().await
+    let stopped = running.shutdown().await;
+    // Say goodbye to each database session rather than drop its socket, which PostgreSQL logs as
+    // a client that went away.
+    pool.close().await;
+    stopped
 }
 
 async fn generate(config: &Config, args: &GenerateArgs) -> Result<(), server::StartupError> {
