@@ -161,6 +161,9 @@ async fn main() {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(args.timeout))
         .pool_max_idle_per_host(args.max_in_flight)
+        // The service closes a keep-alive connection idle for HEADER_READ_TIMEOUT_SECS (10 s by
+        // default); a client that keeps it longer races that close and loses a request now and then.
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()
         .expect("client builds");
     let url = format!("{}/v1/telemetry/GenericReport", args.url);
@@ -205,7 +208,10 @@ async fn main() {
                         outcome.acknowledged.push(report_id);
                     }
                 }
-                Err(_) => outcome.errors += 1,
+                Err(error) => {
+                    outcome.errors += 1;
+                    eprintln!("request failed: {error:?}");
+                }
             }
             drop(permit);
         });
