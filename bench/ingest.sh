@@ -41,6 +41,8 @@ reset_db() {
     DATABASE_URL=$BENCH_URL "$BIN" migrate >/dev/null
 }
 rows() { psql -qtA "$BENCH_URL" -c "SELECT count(*) FROM reports"; }
+# The value of NAME=... in a result line: field NAME "$line".
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 sync_commit=$(psql -qtA "$ADMIN_URL" -c "SHOW synchronous_commit")
 [ "$sync_commit" = "on" ] || { echo "synchronous_commit must be on (it is $sync_commit)"; exit 1; }
@@ -131,10 +133,10 @@ for connections in $WRK_CONNECTIONS; do
     sleep 1
     rows_after=$(rows)
     result=$(grep WRK_RESULT "$work/wrk.txt")
-    ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$result")
-    other=$(sed -n 's/.* other=\([0-9]*\).*/\1/p' <<<"$result")
-    errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$result")
-    us=$(sed -n 's/.* duration_us=\([0-9]*\).*/\1/p' <<<"$result")
+    ok=$(field ok "$result")
+    other=$(field other "$result")
+    errors=$(field errors "$result")
+    us=$(field duration_us "$result")
     rate=$(awk "BEGIN{printf \"%.1f\", $ok / ($us / 1000000)}")
     wrk_ok=$((wrk_ok + ok)); wrk_new_rows=$((wrk_new_rows + rows_after - rows_before))
     printf '   %4s connections: %8s reports/s acknowledged, %s other answers, %s socket errors, %s new rows\n' \
@@ -159,11 +161,11 @@ rows_before=$(rows)
 sleep 1
 rows_after=$(rows)
 result=$(grep LOADGEN_RESULT "$work/loadgen.txt")
-lg_ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$result")
-lg_statuses=$(sed -n 's/.* statuses=\([^ ]*\).*/\1/p' <<<"$result")
-p50=$(sed -n 's/.* p50_ms=\([0-9.]*\).*/\1/p' <<<"$result")
-p99=$(sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p' <<<"$result")
-max=$(sed -n 's/.* max_ms=\([0-9.]*\).*/\1/p' <<<"$result")
+lg_ok=$(field ok "$result")
+lg_statuses=$(field statuses "$result")
+p50=$(field p50_ms "$result")
+p99=$(field p99_ms "$result")
+max=$(field max_ms "$result")
 lg_new_rows=$((rows_after - rows_before))
 rss=$(awk "BEGIN{print ($(peak_rss_mb) > $rss) ? $(peak_rss_mb) : $rss}")
 echo "   at $half_rate/s: p50 ${p50} ms, p99 ${p99} ms, max ${max} ms; answers $lg_statuses; $lg_new_rows new rows"
