@@ -337,17 +337,22 @@ pub(crate) fn timestamp(value: &Value, path: &str) -> Result<DateTime<Utc>, Inge
             format!("expected an RFC 3339 string, got {}", kind(value)),
         ));
     };
+    parse_timestamp(text).ok_or_else(|| {
+        invalid(
+            path,
+            format!(
+                "{} is not an RFC 3339 timestamp such as 2025-03-14T09:12:45Z",
+                quoted_excerpt(text)
+            ),
+        )
+    })
+}
+
+/// protojson's `Timestamp`: RFC 3339 with any offset and 0–9 fraction digits, kept in UTC.
+fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
+        .ok()
         .map(|time| time.with_timezone(&Utc))
-        .map_err(|_| {
-            invalid(
-                path,
-                format!(
-                    "{} is not an RFC 3339 timestamp such as 2025-03-14T09:12:45Z",
-                    quoted_excerpt(text)
-                ),
-            )
-        })
 }
 
 fn product_family(value: &Value, path: &str) -> Result<ProductFamily, IngestError> {
