@@ -51,7 +51,6 @@ sync_commit=$(psql -qtA "$ADMIN_URL" -c "SHOW synchronous_commit")
 # pages or checkpoint debt of the one before it; the soak (bench/soak.sh) covers a growing database.
 echo "== 1. naive ceiling: pgbench, one transaction per report"
 naive_payload=$(python3 - <<'PY'
-
 import json
 def literal(path):
     metrics = json.load(open(path))["reports"][0]["metrics"]
@@ -119,6 +118,8 @@ start_server() {
 }
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
 peak_rss_mb() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status"; }
+# The highest peak RSS over every service started so far.
+note_peak_rss() { rss=$(awk -v now="$(peak_rss_mb)" -v seen="$rss" 'BEGIN{print (now > seen) ? now : seen}'); }
 
 echo "== 2. service maximum: wrk, best of $WRK_CONNECTIONS connections, ${SECONDS_PER_RUN}s each"
 # A closed loop's rate is its connections over its latency, and the service's latency is mostly the
@@ -142,7 +143,7 @@ for connections in $WRK_CONNECTIONS; do
     printf '   %4s connections: %8s reports/s acknowledged, %s other answers, %s socket errors, %s new rows\n' \
         "$connections" "$rate" "$other" "$errors" "$((rows_after - rows_before))"
     if awk "BEGIN{exit !($rate > $service_rate)}"; then service_rate=$rate; best_connections=$connections; fi
-    rss=$(awk "BEGIN{print ($(peak_rss_mb) > $rss) ? $(peak_rss_mb) : $rss}")
+    note_peak_rss
     stop_server
 done
 echo "   best: $service_rate reports/s at $best_connections connections"
@@ -167,7 +168,7 @@ p50=$(field p50_ms "$result")
 p99=$(field p99_ms "$result")
 max=$(field max_ms "$result")
 lg_new_rows=$((rows_after - rows_before))
-rss=$(awk "BEGIN{print ($(peak_rss_mb) > $rss) ? $(peak_rss_mb) : $rss}")
+note_peak_rss
 echo "   at $half_rate/s: p50 ${p50} ms, p99 ${p99} ms, max ${max} ms; answers $lg_statuses; $lg_new_rows new rows"
 
 echo "== 4. nothing acknowledged is missing"
