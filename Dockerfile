@@ -14,10 +14,14 @@ WORKDIR /src
 # sqlx checks its queries against .sqlx/ instead of a live database (also set in .cargo/config.toml).
 ENV SQLX_OFFLINE=true
 
-# Dependencies first, in a layer of their own that is rebuilt only when Cargo.toml or Cargo.lock
-# change: compile them against placeholder sources, then forget the placeholder crate.
+# Dependencies first, in a layer of their own that is rebuilt only when Cargo.toml, Cargo.lock or the
+# vendored sqlx-core change: compile them against placeholder sources, then forget the placeholder
+# crate. vendor/ is needed here because Cargo.toml's [patch] points at it (vendor/README.md).
+# scripts/check-build-context (run by scripts/test) builds the crate from exactly what these COPY
+# lines and .dockerignore let through, since no Docker engine runs in CI.
 COPY Cargo.toml Cargo.lock ./
 COPY .cargo .cargo
+COPY vendor vendor
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     mkdir src \
     && echo 'fn main() {}' > src/main.rs \

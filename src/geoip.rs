@@ -60,6 +60,7 @@ impl CountryDatabase {
         // it (what geoipupdate, `install` and Kubernetes volume updates do), which is the documented
         // way to update the database. Rewriting it in place (`cp` over it) would change or truncate
         // the pages under the database in use.
+        #[allow(unsafe_code)]
         let reader = unsafe { Reader::open_mmap(path) }.map_err(|source| GeoIpError::Open {
             path: path.to_owned(),
             source,

@@ -7,6 +7,9 @@
 //! `reload` re-reads files on SIGHUP, `retention` keeps the analytics rollups current and expires raw
 //! reports, `synthetic` generates test history, and `server` wires them together at start-up.
 
+// The one exception, memory-mapping the GeoIP database, carries its own `allow` and SAFETY comment.
+#![deny(unsafe_code)]
+
 pub mod app;
 pub mod catalogue;
 pub mod client_ip;
