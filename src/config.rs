@@ -11,6 +11,7 @@ use ipnet::IpNet;
 
 use crate::client_ip::{ForwardedHeader, TrustedProxies};
 use crate::ingest::Limits;
+use crate::rate_limit::RateLimitSettings;
 use crate::retention::RetentionSettings;
 use crate::store::DatabaseSettings;
 use crate::writer::WriterSettings;
@@ -185,6 +186,15 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 20)]
     pub rate_limit_burst: u32,
 
+    /// IPv4 clients sharing this many leading address bits share one rate-limit bucket.
+    #[arg(long, env = "RATE_LIMIT_IPV4_PREFIX", default_value_t = 32, value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub rate_limit_ipv4_prefix: u8,
+
+    /// IPv6 clients sharing this many leading address bits share one rate-limit bucket; 64 because
+    /// each end site is given at least a /64 and can use any address in it.
+    #[arg(long, env = "RATE_LIMIT_IPV6_PREFIX", default_value_t = 64, value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub rate_limit_ipv6_prefix: u8,
+
     /// Path that accepts PMM 2's "v1" plain-text reports (originally posted to https://v.percona.com/;
     /// route that host here, or point PMM 2 at it with PERCONA_VERSION_CHECK_URL).
     #[arg(long, env = "LEGACY_V1_PATH", default_value = "/v1/pmm-version-check", value_parser = route_path)]
@@ -257,6 +267,15 @@ impl Config {
             max_metrics: self.max_metrics_per_report,
             max_key_bytes: self.max_key_bytes,
             max_value_bytes: self.max_value_bytes,
+        }
+    }
+
+    pub fn rate_limit(&self) -> RateLimitSettings {
+        RateLimitSettings {
+            per_minute: self.rate_limit_per_minute,
+            burst: self.rate_limit_burst,
+            ipv4_prefix: self.rate_limit_ipv4_prefix,
+            ipv6_prefix: self.rate_limit_ipv6_prefix,
         }
     }
 

@@ -196,8 +196,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
 
     let (writer, mut writer_tasks) = Writer::start(pool.clone(), config.writer());
     let stats = Arc::new(StatsCache::new(pool.clone(), config.stats_min_bucket)?);
-    let rate_limiter =
-        ClientRateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst);
+    let rate_limiter = ClientRateLimiter::new(config.rate_limit());
     let state = AppState {
         pool: pool.clone(),
         writer,

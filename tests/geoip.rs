@@ -59,6 +59,15 @@ fn one_report(instance: Uuid) -> String {
 
 /// Sends one report with the given forwarding headers and returns its instance, once stored.
 async fn send_with(app: &TestApp, headers: &[(&str, &str)]) -> Uuid {
+    let raw: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(name, value)| (*name, value.as_bytes()))
+        .collect();
+    send_with_bytes(app, &raw).await
+}
+
+/// [`send_with`] for header values that are not text, as a hostile client may send them.
+async fn send_with_bytes(app: &TestApp, headers: &[(&str, &[u8])]) -> Uuid {
     let instance = Uuid::new_v4();
     let mut request = app
         .client
@@ -66,7 +75,10 @@ async fn send_with(app: &TestApp, headers: &[(&str, &str)]) -> Uuid {
         .header("content-type", "application/json")
         .body(one_report(instance));
     for (name, value) in headers {
-        request = request.header(*name, *value);
+        request = request.header(
+            *name,
+            reqwest::header::HeaderValue::from_bytes(value).unwrap(),
+        );
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
@@ -604,5 +616,37 @@ async fn only_the_configured_forwarding_header_is_read() {
     )
     .await;
     assert_eq!(stored_country(&app, instance).await.as_deref(), Some("JP"));
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_client_behind_a_proxy_cannot_choose_its_country() {
+    let database = test_data(COUNTRY_TEST);
+    let app = TestApp::spawn_with(move |config| {
+        config.geoip_database = Some(database);
+        config.forwarded_header = telemetry_server::client_ip::ForwardedHeader::Forwarded;
+        trust_loopback(config);
+    })
+    .await;
+    // The proxy appended an element without `for=`, and a quoted comma is not a list separator:
+    // neither the client's GB nor its SE is believed.
+    for forwarded in [
+        "for=81.2.69.142, by=127.0.0.1;proto=https",
+        "for=\"81.2.69.142, for=89.160.20.112\"",
+    ] {
+        let instance = send_with(&app, &[("forwarded", forwarded)]).await;
+        assert_eq!(stored_country(&app, instance).await, None, "{forwarded}");
+    }
+    app.cleanup().await;
+
+    let database = test_data(COUNTRY_TEST);
+    let app = TestApp::spawn_with(move |config| {
+        config.geoip_database = Some(database);
+        trust_loopback(config);
+    })
+    .await;
+    // A byte outside ASCII left of the address our proxy appended refuses only itself.
+    let instance = send_with_bytes(&app, &[("x-forwarded-for", b"\xe9, 89.160.20.112")]).await;
+    assert_eq!(stored_country(&app, instance).await.as_deref(), Some("SE"));
     app.cleanup().await;
 }

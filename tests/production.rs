@@ -155,6 +155,42 @@ async fn rate_limit_per_client() {
         "another client has its own budget"
     );
     assert_eq!(app.count("reports").await, 4);
+
+    // Rotating addresses within one IPv6 /64 is one client.
+    let rotated = [
+        "2001:db8:7:1::1",
+        "2001:db8:7:1::2",
+        "2001:db8:7:1:8000::3",
+        "2001:db8:7:1:ffff:ffff:ffff:ffff",
+    ];
+    let mut statuses = Vec::new();
+    for client in rotated {
+        statuses.push(send(client).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    assert_eq!(send("2001:db8:7:2::1").await.unwrap().status(), 200);
+
+    // Junk outside ASCII left of the real address does not put clients in one shared bucket.
+    for client in [
+        "198.51.100.31",
+        "198.51.100.32",
+        "198.51.100.33",
+        "198.51.100.34",
+    ] {
+        let response = app
+            .client
+            .post(app.url("/v1/telemetry/GenericReport"))
+            .header(
+                "x-forwarded-for",
+                reqwest::header::HeaderValue::from_bytes(format!("\u{e9}, {client}").as_bytes())
+                    .unwrap(),
+            )
+            .body(one_report(json!([])))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{client}");
+    }
     app.cleanup().await;
 }
 
