@@ -2,11 +2,13 @@
 //! `tests/browser/landing.mjs` (playwright-core and axe-core, installed with
 //! `npm ci --prefix tests/browser`), against the real service with a year of generated history.
 //! Fails on any console error, failed request, accessibility violation, undrawn chart or sideways
-//! scrolling, and refreshes the screenshots in `docs/screenshots/`.
+//! scrolling. Screenshots go to a temporary directory, or to `SCREENSHOT_DIR` when set
+//! (`SCREENSHOT_DIR=docs/screenshots` refreshes the committed ones).
 
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use chrono::{Days, Utc};
 use common::TestApp;
@@ -31,9 +33,12 @@ async fn pages_render_cleanly_in_chromium() {
         "the browser test needs Chromium at {} (or set CHROMIUM): `apt-get install -y chromium`",
         chromium.display()
     );
+    // A test never rewrites tracked files unless asked to.
+    let temporary = tempfile::tempdir().unwrap();
     let screenshots = std::env::var_os("SCREENSHOT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("docs/screenshots"));
+        .map(|dir| root.join(dir))
+        .unwrap_or_else(|| temporary.path().to_owned());
+    let started = SystemTime::now();
 
     // server::start bounds the whole serving time by the shutdown grace period (5 s in tests), and
     // the browser run takes longer.
@@ -76,15 +81,33 @@ async fn pages_render_cleanly_in_chromium() {
         "browser check failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
-    for name in [
-        "landing-1280.png",
-        "landing-390.png",
-        "stats-1280.png",
-        "stats-390.png",
-        "stats-dark-1280.png",
+    // Each screenshot must be this run's and show a drawn page: the expected width, and more bytes
+    // than a blank page compresses to (an empty 1280x900 page is about 5 KB; the smallest real one,
+    // the phone-sized statistics page, about 60 KB).
+    for (name, width) in [
+        ("landing-1280.png", 1280),
+        ("landing-390.png", 390),
+        ("stats-1280.png", 1280),
+        ("stats-390.png", 390),
+        ("stats-dark-1280.png", 1280),
     ] {
-        let png = std::fs::read(screenshots.join(name)).expect("screenshot written");
+        let path = screenshots.join(name);
+        let written = std::fs::metadata(&path)
+            .and_then(|meta| meta.modified())
+            .unwrap_or_else(|error| panic!("{name} not written: {error}"));
+        assert!(
+            written >= started,
+            "{name} is left over from an earlier run"
+        );
+        let png = std::fs::read(&path).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name} is a PNG");
+        let png_width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        assert_eq!(png_width, width, "{name} width");
+        assert!(
+            png.len() > 20_000,
+            "{name} is {} bytes: nothing was drawn",
+            png.len()
+        );
     }
     app.cleanup().await;
 }
