@@ -3,49 +3,37 @@
 
 mod common;
 
-use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::binary::{PROCESS_TIMEOUT, Service};
 use serde_json::json;
 use sqlx::Connection;
 use uuid::Uuid;
 
+/// How many acknowledgements the load has produced before SIGTERM, so that the signal lands on a
+/// service with requests in flight rather than after a fixed time.
+const ACKNOWLEDGED_BEFORE_SIGTERM: usize = 300;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_loses_nothing_acknowledged() {
     let (name, url) = common::fresh_database().await;
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_telemetry-server"))
-        .env("DATABASE_URL", &url)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("SHUTDOWN_GRACE_SECS", "10")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    // Service listens on port 0 and reads the port from its log line: no race for a probed port.
+    let service = Service::start(&[
+        ("DATABASE_URL", url.clone()),
+        ("RUST_LOG", "info".to_owned()),
+    ])
+    .await;
+    let base = format!("http://127.0.0.1:{}", service.port);
     let client = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..100 {
-        if let Ok(response) = client.get(format!("{base}/readyz")).send().await {
-            ready = response.status() == 200;
-            if ready {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "service became ready");
 
+    let progress = Arc::new(AtomicUsize::new(0));
     let mut senders = tokio::task::JoinSet::new();
     for _ in 0..8 {
-        let (client, base) = (client.clone(), base.clone());
+        let (client, base, progress) = (client.clone(), base.clone(), progress.clone());
         senders.spawn(async move {
             let mut acknowledged = Vec::new();
-            let mut refused = 0u32;
             // Until the listener is gone: connection errors end the sender.
             for _ in 0..10_000 {
                 let id = Uuid::new_v4();
@@ -58,34 +46,37 @@ async fn sigterm_under_load_loses_nothing_acknowledged() {
                     .send()
                     .await
                 {
-                    Ok(response) if response.status() == 200 => acknowledged.push(id),
-                    Ok(_) => refused += 1,
+                    Ok(response) if response.status() == 200 => {
+                        acknowledged.push(id);
+                        progress.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
                     Err(_) => break,
                 }
             }
-            (acknowledged, refused)
+            acknowledged
         });
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let pid = child.id().expect("running").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-
-    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("exits within the grace period")
-        .unwrap();
-    assert!(exit.success(), "exit status {exit:?}");
+    tokio::time::timeout(PROCESS_TIMEOUT, async {
+        while progress.load(Ordering::Relaxed) < ACKNOWLEDGED_BEFORE_SIGTERM {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the service acknowledges the load");
+    // stop() sends SIGTERM and asserts a clean exit within the timeout.
+    let lines = service.stop().await;
 
     let mut acknowledged = Vec::new();
     while let Some(result) = senders.join_next().await {
-        let (ids, _refused) = result.unwrap();
-        acknowledged.extend(ids);
+        acknowledged.extend(result.unwrap());
     }
-    assert!(acknowledged.len() > 10, "the load was real");
+    assert!(acknowledged.len() >= ACKNOWLEDGED_BEFORE_SIGTERM);
+    assert!(
+        !lines.iter().any(|line| line.contains("ERROR")),
+        "no error logged during shutdown:\n{}",
+        lines.join("\n")
+    );
 
     let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
     let stored: Vec<Uuid> = sqlx::query_scalar("SELECT report_id FROM reports")
