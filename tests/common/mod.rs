@@ -4,6 +4,7 @@
 pub mod binary;
 
 use std::path::PathBuf;
+use std::sync::Once;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
@@ -98,6 +99,21 @@ pub fn test_data(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Sends the in-process service's log lines to the test's captured output, so that a failing test
+/// shows what the service said (nextest and `cargo test` print captured output only on failure).
+/// `TEST_LOG` is the filter (`EnvFilter` syntax, default `info`; `TEST_LOG=off` silences it).
+pub fn init_test_logging() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "info".to_owned());
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init()
+            .ok();
+    });
+}
+
 /// A configuration for a test: a fresh database, a random loopback port, everything else default.
 pub fn test_config(database_url: &str) -> Config {
     Cli::try_parse_from([
@@ -129,6 +145,7 @@ impl TestApp {
 
     /// Starts the service with the test configuration, adjusted by `configure`.
     pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Self {
+        init_test_logging();
         let database_name = fresh_database_name().await;
         let database_url = database_url(&database_name);
         let mut config = test_config(&database_url);
