@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{TestApp, assert_grpc_error};
@@ -283,13 +285,16 @@ async fn nothing_unstored_is_acknowledged_when_the_database_goes_away() {
     .await;
     let admin = sqlx::PgPool::connect(&common::admin_url()).await.unwrap();
 
+    let answered_ok = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..300u32 {
         let client = app.client.clone();
         let url = app.url("/v1/telemetry/GenericReport");
         let id = Uuid::new_v4();
         let request = body(&[report(id, Uuid::new_v4(), "2025-01-01T00:00:00Z", "3.0.0")]);
+        let answered_ok = answered_ok.clone();
         tasks.spawn(async move {
+            // Requests spread over 1.5 s, so that many are still to come when the outage starts.
             tokio::time::sleep(Duration::from_millis(u64::from(index) * 5)).await;
             let status = client
                 .post(url)
@@ -298,11 +303,21 @@ async fn nothing_unstored_is_acknowledged_when_the_database_goes_away() {
                 .await
                 .unwrap()
                 .status();
+            if status == 200 {
+                answered_ok.fetch_add(1, Ordering::Relaxed);
+            }
             (id, status)
         });
     }
-    // Mid-run, the service's database refuses connections and its sessions are killed.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Once the service is seen committing (not after a guessed time), its database refuses
+    // connections and its sessions are killed, with most requests still to come.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while answered_ok.load(Ordering::Relaxed) < 20 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the service acknowledges requests before the outage");
     let lock_out = format!(
         "ALTER DATABASE \"{0}\" ALLOW_CONNECTIONS false",
         app.database_name
