@@ -113,11 +113,13 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .merge(web::routes())
         .merge(stats::routes())
         .fallback(web::not_found)
-        .layer(middleware::from_fn(web::security_headers))
+        .layer(middleware::from_fn(refuse_transfer_codings))
         .layer(middleware::from_fn(move |request, next| {
             time_limit(request_timeout, request, next)
         }))
         .layer(middleware::from_fn(count_requests))
+        // Outside everything that can answer, 408 and 429 included.
+        .layer(middleware::from_fn(web::security_headers))
         .layer(tower::util::option_layer(hsts))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
@@ -138,6 +140,7 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::from_fn(drop_unusable_request_id))
         .with_state(state)
 }
 
@@ -277,12 +280,60 @@ async fn prometheus_metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// Answers 408 when a request (a slowly sent body, typically) takes longer than allowed.
+/// Answers 408 (DEADLINE_EXCEEDED to a gRPC caller) when a request (a slowly sent body, typically)
+/// takes longer than allowed.
 async fn time_limit(limit: Duration, request: Request, next: Next) -> Response {
+    let grpc = is_grpc(request.headers());
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::Timeout.into_response(),
+        Err(_) => ApiError::Timeout.into_response_for(grpc),
     }
+}
+
+/// gRPC callers read errors from `grpc-status`, not from the HTTP status and a JSON body.
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Longest `X-Request-Id` taken from a client; a UUID is 36 characters, tracing ids up to 64.
+const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// A client's `X-Request-Id` is echoed and logged with every line of its request, so one that is long
+/// or holds more than an id's characters is replaced by a fresh UUID.
+async fn drop_unusable_request_id(mut request: Request, next: Next) -> Response {
+    let usable = request.headers().get("x-request-id").is_none_or(|id| {
+        let id = id.as_bytes();
+        !id.is_empty()
+            && id.len() <= MAX_REQUEST_ID_BYTES
+            && id
+                .iter()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"-_.:".contains(byte))
+    });
+    if !usable {
+        request.headers_mut().remove("x-request-id");
+    }
+    next.run(request).await
+}
+
+/// Only `chunked` is a transfer coding HTTP/1.1 servers must understand; hyper decodes it and passes
+/// any other coding's bytes on undecoded, so a request naming one would be read as something it is
+/// not. Compression belongs in `Content-Encoding`.
+async fn refuse_transfer_codings(request: Request, next: Next) -> Response {
+    let grpc = is_grpc(request.headers());
+    let only_chunked = request
+        .headers()
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&byte| byte == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|coding| !coding.is_empty())
+        .all(|coding| coding.eq_ignore_ascii_case(b"chunked"));
+    if !only_chunked {
+        return ApiError::TransferCoding.into_response_for(grpc);
+    }
+    next.run(request).await
 }
 
 /// Refuses a client over its rate with 429 before its body is even read.
@@ -300,7 +351,7 @@ async fn rate_limit(
             return ApiError::RateLimited {
                 retry_after_secs: wait.as_secs().max(1),
             }
-            .into_response();
+            .into_response_for(is_grpc(request.headers()));
         }
     }
     next.run(request).await
@@ -336,6 +387,10 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("the request took too long to arrive")]
     Timeout,
+    #[error(
+        "unsupported Transfer-Encoding: only chunked is accepted; compress with Content-Encoding: gzip"
+    )]
+    TransferCoding,
 }
 
 impl From<BytesRejection> for ApiError {
@@ -357,6 +412,15 @@ impl ApiError {
         tonic::Status::new(tonic::Code::from_i32(i32::from(code)), self.to_string())
     }
 
+    /// The error as a gRPC caller (`grpc`) or any other client reads it.
+    pub fn into_response_for(self, grpc: bool) -> Response {
+        if grpc {
+            self.into_grpc_status().into_http()
+        } else {
+            self.into_response()
+        }
+    }
+
     fn count_rejection(&self) {
         if !matches!(self, Self::MethodNotAllowed { .. } | Self::NotFound) {
             observability::reports_rejected(self.rejection_reason(), 1);
@@ -366,7 +430,7 @@ impl ApiError {
     /// HTTP status and the gRPC code grpc-gateway pairs with it.
     fn status_and_code(&self) -> (StatusCode, u16) {
         match self {
-            Self::Invalid(_) | Self::Body(_) => (StatusCode::BAD_REQUEST, 3),
+            Self::Invalid(_) | Self::Body(_) | Self::TransferCoding => (StatusCode::BAD_REQUEST, 3),
             Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 8),
             Self::Write(WriteError::Failed) => (StatusCode::INTERNAL_SERVER_ERROR, 13),
             Self::Write(_) => (StatusCode::SERVICE_UNAVAILABLE, 14),
@@ -384,7 +448,7 @@ impl ApiError {
             Self::Invalid(IngestError::InvalidField { .. }) => "invalid_field",
             Self::Invalid(IngestError::TooMany { .. }) => "over_limit",
             Self::BodyTooLarge => "body_too_large",
-            Self::Body(_) => "unreadable_body",
+            Self::Body(_) | Self::TransferCoding => "unreadable_body",
             Self::Write(WriteError::Overloaded) => "overloaded",
             Self::Write(WriteError::Unavailable | WriteError::ShuttingDown) => "unavailable",
             Self::Write(WriteError::Failed) => "store_failed",

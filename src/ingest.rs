@@ -450,20 +450,26 @@ fn metric_value<'a>(metrics: &'a [Metric], key: &str) -> Option<&'a str> {
 /// Parses PMM's `UpDuration`, a `google.protobuf.Duration` in prototext (`seconds:86401 nanos:318260114`,
 /// sometimes with two spaces; either field is absent when zero) into whole seconds.
 pub fn parse_up_duration(text: &str) -> Option<i64> {
-    let mut seconds = None;
+    let mut seconds = 0;
+    let mut nanos = 0;
     let mut saw_field = false;
     for part in text.split_whitespace() {
         let (name, number) = part.split_once(':')?;
         match name {
-            "seconds" => seconds = Some(number.parse::<i64>().ok()?),
-            "nanos" => {
-                number.parse::<i32>().ok()?;
-            }
+            "seconds" => seconds = number.parse::<i64>().ok()?,
+            "nanos" => nanos = number.parse::<i32>().ok()?,
             _ => return None,
         }
         saw_field = true;
     }
-    saw_field.then(|| seconds.unwrap_or(0))
+    saw_field.then_some(())?;
+    up_duration_seconds(seconds, nanos)
+}
+
+/// An uptime in whole seconds, or None for a negative one: a protobuf Duration may be negative and
+/// Percona accepts it, but no server has been up for less than nothing, and analytics would count it.
+pub fn up_duration_seconds(seconds: i64, nanos: i32) -> Option<i64> {
+    (seconds >= 0 && nanos >= 0).then_some(seconds)
 }
 
 pub(crate) fn kind(value: &Value) -> &'static str {
@@ -506,6 +512,8 @@ mod tests {
         assert_eq!(parse_up_duration(""), None);
         assert_eq!(parse_up_duration("86400s"), None);
         assert_eq!(parse_up_duration("seconds:x"), None);
+        assert_eq!(parse_up_duration("seconds:-86400"), None);
+        assert_eq!(parse_up_duration("nanos:-5"), None);
     }
 
     #[test]

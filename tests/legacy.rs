@@ -896,11 +896,147 @@ async fn grpc_message_size_is_limited_like_a_body() {
     let status = grpc_report(&app, report("x".repeat(8 * 1024)))
         .await
         .expect_err("an oversized message is refused");
-    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     assert_eq!(app.count("reports").await, 0);
     grpc_report(&app, report("x".repeat(1024)))
         .await
         .expect("a message under the limit is accepted");
     assert_eq!(app.count("reports").await, 1);
+    app.cleanup().await;
+}
+
+/// Posts one raw gRPC request body (length-prefixed frames as given) over HTTP/2 and returns the
+/// HTTP status and `grpc-status` of the answer, which for a refusal is a trailers-only response.
+async fn grpc_raw(app: &TestApp, body: Vec<u8>) -> (u16, Option<String>) {
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = client
+        .post(app.url(REPORT_PATH))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response
+        .headers()
+        .get("grpc-status")
+        .map(|value| value.to_str().unwrap().to_owned());
+    (response.status().as_u16(), status)
+}
+
+/// An uncompressed gRPC frame around `message`.
+fn grpc_frame(message: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0];
+    frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(message);
+    frame
+}
+
+#[tokio::test]
+async fn malformed_grpc_messages_are_invalid_argument() {
+    let app = TestApp::spawn().await;
+    let before = app.snapshot().await;
+    let mut truncated_frame = grpc_frame(&[0x0a, 0x00]);
+    truncated_frame[4] = 100;
+    for (what, body) in [
+        // events[0] with a length varint that never ends.
+        (
+            "bad varint",
+            grpc_frame(&[
+                0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ]),
+        ),
+        // events[0].event.typeUrl = the bytes ff fe.
+        (
+            "invalid UTF-8",
+            grpc_frame(&[0x0a, 0x06, 0x1a, 0x04, 0x0a, 0x02, 0xff, 0xfe]),
+        ),
+        (
+            "message shorter than its field",
+            grpc_frame(&[0x0a, 0x10, 0x1a]),
+        ),
+        ("frame shorter than its header says", truncated_frame),
+        ("no message at all", Vec::new()),
+    ] {
+        assert_eq!(
+            grpc_raw(&app, body).await,
+            (200, Some("3".to_owned())),
+            "{what}: INVALID_ARGUMENT"
+        );
+    }
+    assert_eq!(app.snapshot().await, before);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn grpc_callers_get_grpc_statuses_for_limits() {
+    let app = TestApp::spawn_with(|config| {
+        config.rate_limit_per_minute = 1;
+        config.rate_limit_burst = 1;
+        config.request_timeout_secs = 1;
+    })
+    .await;
+    let instance = Uuid::new_v4();
+    let request = |report: Uuid| ReportRequest {
+        events: vec![grpc_event(
+            report,
+            Utc::now(),
+            &uptime_event(instance, "2.41.0", 60),
+        )],
+        metrics: Vec::new(),
+    };
+    // Held in a transaction, the table makes the first call wait for its commit past the deadline.
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE reports IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let status = grpc_report(&app, request(Uuid::new_v4()))
+        .await
+        .expect_err("the call outlives the request timeout");
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    blocker.rollback().await.unwrap();
+
+    let status = grpc_report(&app, request(Uuid::new_v4()))
+        .await
+        .expect_err("the second call within the minute is over the rate");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_negative_uptime_is_accepted_and_stored_as_null() {
+    let app = TestApp::spawn().await;
+    let report = Uuid::new_v4();
+    let body = server_metric_body(report, Uuid::new_v4(), Utc::now(), "2.41.0")
+        .replace("172800.5s", "-60s");
+    assert_ok(post_legacy(&app, body).await).await;
+    assert_eq!(
+        stored_report(&app, &report.to_string())
+            .await
+            .up_duration_seconds,
+        None
+    );
+
+    let event = uptime_event(Uuid::new_v4(), "2.14.0", -86400);
+    let report = Uuid::new_v4();
+    grpc_report(
+        &app,
+        ReportRequest {
+            events: vec![grpc_event(report, Utc::now(), &event)],
+            metrics: Vec::new(),
+        },
+    )
+    .await
+    .expect("a negative duration is a valid Duration");
+    assert_eq!(
+        stored_report(&app, &report.to_string())
+            .await
+            .up_duration_seconds,
+        None
+    );
     app.cleanup().await;
 }

@@ -219,6 +219,14 @@ async fn slow_clients_get_408_or_lose_the_connection() {
     let answer = String::from_utf8_lossy(&buffer[..read]);
     assert!(answer.starts_with("HTTP/1.1 408"), "got {answer:?}");
     assert!(answer.contains("\"code\":4"));
+    assert!(
+        answer.contains("x-content-type-options: nosniff"),
+        "got {answer:?}"
+    );
+    assert!(
+        answer.contains("referrer-policy: no-referrer"),
+        "got {answer:?}"
+    );
 
     // Slowloris: many connections trickling headers hold nothing for long, and others are served.
     let mut trickling: Vec<TcpStream> = (0..100)
@@ -453,5 +461,74 @@ async fn plain_http_has_no_hsts() {
     let app = TestApp::spawn().await;
     let response = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert!(!response.headers().contains_key("strict-transport-security"));
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_only_when_sane() {
+    let app = TestApp::spawn().await;
+    let request_id = |sent: String| {
+        let response = app
+            .client
+            .post(app.url("/v1/telemetry/GenericReport"))
+            .header("x-request-id", sent)
+            .body(one_report(json!([])));
+        async move {
+            let response = response.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let sane = "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7";
+    assert_eq!(request_id(sane.to_owned()).await, sane);
+    for insane in [
+        "x".repeat(60 * 1024),
+        "two words".to_owned(),
+        "<script>".to_owned(),
+    ] {
+        let answered = request_id(insane.clone()).await;
+        assert_ne!(answered, insane);
+        assert!(
+            Uuid::parse_str(&answered).is_ok(),
+            "replaced by a fresh id, got {answered:?}"
+        );
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_chunked_transfer_coding_is_accepted() {
+    let app = TestApp::spawn().await;
+    let address = app.base_url.trim_start_matches("http://").to_owned();
+    let body = one_report(json!([]));
+    let send = |transfer_encoding: &str| {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "POST /v1/telemetry/GenericReport HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Transfer-Encoding: {transfer_encoding}\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let before = app.snapshot().await;
+    for refused in ["gzip, chunked", "identity, chunked", "x-custom , chunked"] {
+        let answer = send(refused);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{refused}: {answer:?}");
+        assert!(answer.contains("\"code\":3"), "{refused}: {answer:?}");
+    }
+    assert_eq!(app.snapshot().await, before);
+    let answer = send("chunked");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert_eq!(app.count("reports").await, 1);
     app.cleanup().await;
 }

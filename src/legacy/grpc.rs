@@ -6,9 +6,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
+use tonic::Code;
 use tonic::server::Grpc;
 use tonic_prost::ProstCodec;
 
@@ -19,13 +21,44 @@ use crate::app::{self, ApiError, AppState};
 pub const REPORT_PATH: &str = "/percona.platform.telemetry.reporter.v1.ReporterAPI/Report";
 
 /// Answers one gRPC call. Errors travel as gRPC statuses (HTTP 200 with `grpc-status`), as gRPC
-/// clients expect: InvalidArgument for a bad report, Unavailable when the reports could not be
-/// committed right now, and tonic's OutOfRange for a message over `max_message_bytes`.
+/// clients expect: InvalidArgument for a bad report or a message that does not decode,
+/// ResourceExhausted for a message over `max_message_bytes`, Unavailable when the reports could not
+/// be committed right now.
 pub async fn report(state: Arc<AppState>, max_message_bytes: usize, request: Request) -> Response {
-    let method = tower::service_fn(move |request| handle(state.clone(), request));
+    // tonic calls the method only with a decoded message; a status from before that is about the
+    // message the client sent, whatever code tonic gave it.
+    let decoded = Arc::new(AtomicBool::new(false));
+    let method = {
+        let decoded = decoded.clone();
+        tower::service_fn(move |request| {
+            decoded.store(true, Ordering::Relaxed);
+            handle(state.clone(), request)
+        })
+    };
     let mut grpc = Grpc::new(ProstCodec::<ReportResponse, ReportRequest>::default())
         .max_decoding_message_size(max_message_bytes);
-    grpc.unary(method, request).await.into_response()
+    let response = grpc.unary(method, request).await.into_response();
+    if decoded.load(Ordering::Relaxed) {
+        return response;
+    }
+    match tonic::Status::from_header_map(response.headers()) {
+        Some(status) => match refused_message(&status) {
+            Some(error) => error.into_grpc_status().into_http(),
+            None => response,
+        },
+        None => response,
+    }
+}
+
+/// What tonic's refusal of a request message means for the client: tonic answers Internal for a
+/// message that does not decode (bad varint, invalid UTF-8, truncated, missing) and OutOfRange for
+/// one over the size limit, where the client is at fault.
+fn refused_message(status: &tonic::Status) -> Option<ApiError> {
+    match status.code() {
+        Code::Internal => Some(ApiError::Body(status.message().to_owned())),
+        Code::OutOfRange | Code::ResourceExhausted => Some(ApiError::BodyTooLarge),
+        _ => None,
+    }
 }
 
 async fn handle(

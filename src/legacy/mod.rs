@@ -287,7 +287,9 @@ fn pmm_report(
         product_family: ProductFamily::Pmm,
         created_at,
         version: Some(header.version).filter(|version| !version.is_empty()),
-        up_duration_seconds: header.up_duration.map(|duration| duration.seconds),
+        up_duration_seconds: header.up_duration.and_then(|duration| {
+            crate::ingest::up_duration_seconds(duration.seconds, duration.nanos)
+        }),
         metrics,
     }
 }
