@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tracing::Span;
 
 use crate::observability;
 use crate::store::{self, NewReport, StoreError};
@@ -52,6 +53,9 @@ pub enum WriteError {
 struct Job {
     reports: Vec<NewReport>,
     done: oneshot::Sender<Result<(), WriteError>>,
+    /// The request's span (its route and `x-request-id`), so that what the writer logs about these
+    /// reports is logged as part of the request they came with.
+    span: Span,
     _queue_slots: OwnedSemaphorePermit,
 }
 
@@ -99,6 +103,7 @@ impl Writer {
             .send(Job {
                 reports,
                 done,
+                span: Span::current(),
                 _queue_slots: queue_slots,
             })
             .map_err(|_| WriteError::ShuttingDown)?;
@@ -166,11 +171,14 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
                 finish(group, Ok(()));
             }
             Err(error) if error.is_transient() => {
-                tracing::warn!(reports = count, %error, "batch not committed, database unavailable");
+                tracing::warn!(reports = count, requests = group.len(), %error, "batch not committed, database unavailable");
+                for job in &group {
+                    tracing::info!(parent: &job.span, reports = job.reports.len(), "reports not committed, database unavailable");
+                }
                 finish(group, Err(WriteError::Unavailable));
             }
             Err(error) if group.len() == 1 => {
-                tracing::error!(reports = count, %error, "request's reports could not be stored");
+                tracing::error!(parent: &group[0].span, reports = count, %error, "request's reports could not be stored");
                 finish(group, Err(WriteError::Failed));
             }
             Err(error) => {

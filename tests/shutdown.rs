@@ -1,5 +1,6 @@
-//! The real binary under load receives SIGTERM: it stops accepting, finishes what is in flight, exits 0,
-//! and every report it acknowledged is in the database.
+//! The real binary's operational behaviour: under load it receives SIGTERM, stops accepting, finishes
+//! what is in flight, exits 0, and every report it acknowledged is in the database; and what goes wrong
+//! after a request was handed to the writer is logged with that request's id.
 
 mod common;
 
@@ -94,6 +95,50 @@ async fn sigterm_under_load_loses_nothing_acknowledged() {
         "of {} acknowledged reports, {missing} are missing",
         acknowledged.len()
     );
+    connection.close().await.ok();
+    common::drop_database(&name).await;
+}
+
+#[tokio::test]
+async fn a_failed_commit_is_logged_with_its_request_id() {
+    let (name, url) = common::fresh_database().await;
+    let mut service = Service::start(&[
+        ("DATABASE_URL", url.clone()),
+        ("RUST_LOG", "info".to_owned()),
+    ])
+    .await;
+    let poison = Uuid::new_v4();
+    let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.instance_id = '{poison}' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse_poison BEFORE INSERT ON reports FOR EACH ROW EXECUTE FUNCTION refuse_poison();"
+    )))
+    .execute(&mut connection)
+    .await
+    .unwrap();
+
+    let request_id = Uuid::new_v4().to_string();
+    let body = json!({"reports": [{"id": Uuid::new_v4().to_string(), "createTime": "2025-01-01T00:00:00Z",
+        "instanceId": poison.to_string(), "productFamily": "PRODUCT_FAMILY_PS",
+        "metrics": [{"key": "pillar_version", "value": "8.0.40"}]}]});
+    let response = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/v1/telemetry/GenericReport",
+            service.port
+        ))
+        .header("x-request-id", &request_id)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_server_error(), "{}", response.status());
+    // The writer logs the failure on its own task; the line must carry the request's span.
+    let line = service
+        .wait_for_line(|line| line.contains("could not be stored"))
+        .await;
+    assert!(line.contains(&request_id), "{line}");
+    service.stop().await;
     connection.close().await.ok();
     common::drop_database(&name).await;
 }
