@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
 use crate::client_ip::{ForwardedHeader, TrustedProxies};
+use crate::connections::ConnectionLimits;
 use crate::ingest::Limits;
 use crate::rate_limit::RateLimitSettings;
 use crate::retention::RetentionSettings;
@@ -178,6 +179,19 @@ pub struct Config {
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub header_read_timeout_secs: u64,
 
+    /// Connections open at once; further ones are closed as soon as they are accepted. Keep the
+    /// process's file descriptor limit above this plus the database connections.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Seconds a connection (HTTP/1.1 or HTTP/2) may stay open with no request in flight.
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_secs: u64,
+
+    /// Requests one HTTP/2 connection may have in flight at once.
+    #[arg(long, env = "HTTP2_MAX_CONCURRENT_STREAMS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_concurrent_streams: u32,
+
     /// Reports requests allowed per client per minute on average; 0 turns the rate limit off.
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 0)]
     pub rate_limit_per_minute: u32,
@@ -267,6 +281,13 @@ impl Config {
             max_metrics: self.max_metrics_per_report,
             max_key_bytes: self.max_key_bytes,
             max_value_bytes: self.max_value_bytes,
+        }
+    }
+
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections as usize,
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
         }
     }
 

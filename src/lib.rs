@@ -14,6 +14,7 @@ pub mod app;
 pub mod catalogue;
 pub mod client_ip;
 pub mod config;
+pub mod connections;
 pub mod geoip;
 pub mod ingest;
 pub mod legacy;

@@ -93,3 +93,8 @@ pub fn stats_refresh(succeeded: bool) {
     let result = if succeeded { "succeeded" } else { "failed" };
     counter!("telemetry_stats_refreshes_total", "result" => result).increment(1);
 }
+
+/// A connection closed on arrival because `MAX_CONNECTIONS` were open.
+pub fn connection_refused() {
+    counter!("telemetry_connections_refused_total").increment(1);
+}

@@ -12,6 +12,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::app::{self, AppState, RouterOptions};
 use crate::config::Config;
+use crate::connections::LimitConnections;
 use crate::geoip::{self, GeoIp, GeoIpError};
 use crate::observability;
 use crate::rate_limit::ClientRateLimiter;
@@ -216,7 +217,11 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
             tls: tls.is_some(),
         },
     );
-    let make_service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let make_service = LimitConnections::new(
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+        config.connection_limits(),
+    );
+    let max_streams = config.http2_max_concurrent_streams;
     let handle = axum_server::Handle::new();
     let header_timeout = Duration::from_secs(config.header_read_timeout_secs);
     let reload = ReloadRequests::default();
@@ -271,7 +276,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
                 let mut server = axum_server::from_tcp_rustls(listener, tls)
                     .map_err(StartupError::Serve)?
                     .handle(serve_handle);
-                limit_slow_clients(server.http_builder(), header_timeout);
+                limit_slow_clients(server.http_builder(), header_timeout, max_streams);
                 server
                     .first_request_timeout(header_timeout)
                     .serve(make_service)
@@ -281,7 +286,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
                 let mut server = axum_server::from_tcp(listener)
                     .map_err(StartupError::Serve)?
                     .handle(serve_handle);
-                limit_slow_clients(server.http_builder(), header_timeout);
+                limit_slow_clients(server.http_builder(), header_timeout, max_streams);
                 server
                     .first_request_timeout(header_timeout)
                     .serve(make_service)
@@ -308,16 +313,18 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
     })
 }
 
-/// Slowloris defence: a client that trickles its headers loses the connection after `header_timeout`.
+/// Slowloris defence: a client that trickles its headers loses the connection after `header_timeout`;
+/// one HTTP/2 connection holds at most `max_streams` requests (each may buffer a body).
 fn limit_slow_clients(
     builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
     header_timeout: Duration,
+    max_streams: u32,
 ) {
     builder.http1().header_read_timeout(Some(header_timeout));
     builder
         .http2()
         .keep_alive_interval(Some(Duration::from_secs(30)))
-        .max_concurrent_streams(256);
+        .max_concurrent_streams(max_streams);
 }
 
 async fn load_tls(cert: &Path, key: &Path) -> Result<RustlsConfig, StartupError> {

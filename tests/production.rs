@@ -532,3 +532,107 @@ async fn only_the_chunked_transfer_coding_is_accepted() {
     assert_eq!(app.count("reports").await, 1);
     app.cleanup().await;
 }
+
+/// A cleartext HTTP/2 connection (prior knowledge) that sends one `GET /healthz` and then only
+/// reads, as an idle client answering nothing would.
+fn h2c_connection_with_one_request(address: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(address).unwrap();
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    bytes.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // empty SETTINGS
+    // HPACK: :method GET, :scheme http, :path "/healthz", :authority "x".
+    let mut block = vec![0x82, 0x86, 0x44, 8];
+    block.extend_from_slice(b"/healthz");
+    block.extend_from_slice(&[0x41, 1, b'x']);
+    let length = u32::try_from(block.len()).unwrap().to_be_bytes();
+    // HEADERS on stream 1 with END_STREAM and END_HEADERS.
+    bytes.extend_from_slice(&[length[1], length[2], length[3], 1, 0x05, 0, 0, 0, 1]);
+    bytes.extend_from_slice(&block);
+    stream.write_all(&bytes).unwrap();
+    stream
+}
+
+/// Reads HTTP/2 frames until the server closes the connection; returns the frame types seen.
+fn h2_frames_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut received = Vec::new();
+    stream
+        .read_to_end(&mut received)
+        .expect("the server closes the connection");
+    let mut types = Vec::new();
+    let mut rest = received.as_slice();
+    while rest.len() >= 9 {
+        let length = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
+        types.push(rest[3]);
+        rest = &rest[(9 + length).min(rest.len())..];
+    }
+    types
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connections_are_closed() {
+    let app = TestApp::spawn_with(|config| config.idle_timeout_secs = 1).await;
+    let address = app.base_url.trim_start_matches("http://").to_owned();
+    let started = std::time::Instant::now();
+    let mut connection = h2c_connection_with_one_request(&address);
+    let frames = tokio::task::spawn_blocking(move || h2_frames_until_closed(&mut connection))
+        .await
+        .unwrap();
+    const HEADERS: u8 = 1;
+    const GOAWAY: u8 = 7;
+    assert!(
+        frames.contains(&HEADERS),
+        "the request was answered: {frames:?}"
+    );
+    assert!(frames.contains(&GOAWAY), "told it is closed: {frames:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "not before the idle timeout"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_are_closed_on_arrival() {
+    let app = TestApp::spawn_with(|config| config.max_connections = 2).await;
+    let address = app.base_url.trim_start_matches("http://").to_owned();
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(&address).unwrap())
+        .collect();
+    let mut refused = TcpStream::connect(&address).unwrap();
+    refused
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Whether the request is written before the close or not, no answer comes back.
+    refused
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .ok();
+    let mut answer = Vec::new();
+    refused.read_to_end(&mut answer).ok();
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+
+    drop(held);
+    // The held connections' slots come back once the server has seen them close.
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.get(app.url("/healthz")).send().await {
+            Ok(response) if response.status() == 200 => break,
+            _ if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            other => panic!("no slot came back: {other:?}"),
+        }
+    }
+    let metrics = client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("telemetry_connections_refused_total"));
+    app.cleanup().await;
+}
