@@ -362,8 +362,15 @@ async fn count_requests(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = observability::method_label(request.method());
+    let started = std::time::Instant::now();
     let response = next.run(request).await;
-    observability::http_request(&route, response.status().as_u16());
+    observability::http_request(
+        &route,
+        method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 

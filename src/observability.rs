@@ -36,9 +36,29 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-pub fn http_request(route: &str, status: u16) {
-    counter!("telemetry_http_requests_total", "route" => route.to_owned(), "status" => status.to_string())
+/// One answered HTTP request. `method` must come from [`method_label`], so that a client inventing
+/// methods cannot add label values.
+pub fn http_request(route: &str, method: &'static str, status: u16, elapsed: Duration) {
+    counter!("telemetry_http_requests_total", "route" => route.to_owned(), "method" => method, "status" => status.to_string())
         .increment(1);
+    histogram!("telemetry_http_request_duration_seconds", "route" => route.to_owned(), "method" => method)
+        .record(elapsed.as_secs_f64());
+}
+
+/// The label for a request method: the standard ones by name, anything else as `other`.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    match *method {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::OPTIONS => "OPTIONS",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::CONNECT => "CONNECT",
+        axum::http::Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 pub fn reports_accepted(product_family: &'static str, count: u64) {

@@ -280,6 +280,13 @@ async fn health_readiness_and_metrics() {
         200
     );
     assert_eq!(app.post_report("{").await.status(), 400);
+    // A method a client makes up is labelled `other`, so clients cannot add label values.
+    let invented = reqwest::Method::from_bytes(b"INVENTED").unwrap();
+    app.client
+        .request(invented, app.url("/v1/telemetry/GenericReport"))
+        .send()
+        .await
+        .unwrap();
     let metrics = app
         .client
         .get(app.url("/metrics"))
@@ -290,7 +297,9 @@ async fn health_readiness_and_metrics() {
         .await
         .unwrap();
     for expected in [
-        "telemetry_http_requests_total{route=\"/v1/telemetry/GenericReport\",status=\"200\"}",
+        "telemetry_http_requests_total{route=\"/v1/telemetry/GenericReport\",method=\"POST\",status=\"200\"}",
+        "telemetry_http_request_duration_seconds_bucket{route=\"/v1/telemetry/GenericReport\",method=\"POST\",le=\"0.005\"}",
+        "telemetry_http_requests_total{route=\"/v1/telemetry/GenericReport\",method=\"other\",status=\"405\"}",
         "telemetry_reports_accepted_total{product_family=\"PRODUCT_FAMILY_EVEREST\"} 1",
         "telemetry_reports_rejected_total{reason=\"invalid_json\"} 1",
         "telemetry_batch_size_reports_bucket",
