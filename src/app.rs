@@ -60,14 +60,16 @@ pub struct RouterOptions {
     pub request_timeout: Duration,
     /// Served over TLS: responses then carry HSTS.
     pub tls: bool,
+    /// `/metrics` is served on a listener of its own ([`metrics_router`]), not on this router.
+    pub separate_metrics: bool,
 }
 
 /// Builds the router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the
 /// client address is needed for the country lookup.
-pub fn router(state: AppState, options: RouterOptions) -> Router {
-    // Every request clones the state (more than once, through the middleware): one reference
-    // count instead of a dozen.
-    let state = Arc::new(state);
+///
+/// The state is behind one `Arc` because every request clones it (more than once, through the
+/// middleware): one reference count instead of a dozen.
+pub fn router(state: Arc<AppState>, options: RouterOptions) -> Router {
     let max_body_bytes = options.max_body_bytes;
     let post_only = || async { ApiError::MethodNotAllowed { allow: "POST" } };
     let ingest = Router::new()
@@ -104,12 +106,15 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
     });
     let request_timeout = options.request_timeout;
 
-    Router::new()
+    let mut routes = Router::new()
         .merge(ingest)
         .merge(grpc)
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(prometheus_metrics))
+        .route("/readyz", get(readyz));
+    if !options.separate_metrics {
+        routes = routes.route("/metrics", get(prometheus_metrics));
+    }
+    routes
         .merge(web::routes())
         .merge(stats::routes())
         .fallback(web::not_found)
@@ -265,6 +270,14 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         "geoip": geoip,
     });
     (status, Json(body)).into_response()
+}
+
+/// `GET /metrics` alone, for `METRICS_LISTEN_ADDR`: scrapers reach it there while the public listener
+/// does not serve it at all.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(prometheus_metrics))
+        .with_state(state)
 }
 
 async fn prometheus_metrics(State(state): State<Arc<AppState>>) -> Response {

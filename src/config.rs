@@ -87,6 +87,11 @@ pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     pub listen_addr: SocketAddr,
 
+    /// Serve `/metrics` on this address (plain HTTP) instead of on LISTEN_ADDR, so that the public
+    /// listener does not expose it. Unset: `/metrics` is served on LISTEN_ADDR.
+    #[arg(long, env = "METRICS_LISTEN_ADDR")]
+    pub metrics_listen_addr: Option<SocketAddr>,
+
     /// MaxMind-format country database (GeoIP2/GeoLite2 Country or City, or geo-whois-asn-country).
     /// Without it, the bundled geo-whois-asn-country database is used.
     #[arg(long, env = "GEOIP_DATABASE")]

@@ -140,6 +140,8 @@ pub async fn connect_and_migrate(config: &Config) -> Result<PgPool, StartupError
 /// A service that is accepting requests.
 pub struct RunningServer {
     pub local_addr: SocketAddr,
+    /// Where `/metrics` is served when METRICS_LISTEN_ADDR moved it off the main listener.
+    pub metrics_addr: Option<SocketAddr>,
     pub pool: PgPool,
     pub geoip: Arc<GeoIp>,
     /// SIGHUP sends these; so can anything else that wants files re-read now.
@@ -187,18 +189,13 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
     .await?;
     store::migrate(&pool).await?;
 
-    let listen_error = |source| StartupError::Listen {
-        addr: config.listen_addr,
-        source,
-    };
-    let listener = std::net::TcpListener::bind(config.listen_addr).map_err(listen_error)?;
-    listener.set_nonblocking(true).map_err(listen_error)?;
-    let local_addr = listener.local_addr().map_err(listen_error)?;
+    let (listener, local_addr) = bind(config.listen_addr)?;
+    let metrics_listener = config.metrics_listen_addr.map(bind).transpose()?;
 
     let (writer, mut writer_tasks) = Writer::start(pool.clone(), config.writer());
     let stats = Arc::new(StatsCache::new(pool.clone(), config.stats_min_bucket)?);
     let rate_limiter = ClientRateLimiter::new(config.rate_limit());
-    let state = AppState {
+    let state = Arc::new(AppState {
         pool: pool.clone(),
         writer,
         geoip: geoip.clone(),
@@ -207,14 +204,15 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         metrics,
         rate_limiter: rate_limiter.clone(),
         stats: stats.clone(),
-    };
+    });
     let router = app::router(
-        state,
+        state.clone(),
         RouterOptions {
             max_body_bytes: config.max_body_bytes,
             legacy_v1_path: config.legacy_v1_path.clone(),
             request_timeout: Duration::from_secs(config.request_timeout_secs),
             tls: tls.is_some(),
+            separate_metrics: metrics_listener.is_some(),
         },
     );
     let make_service = LimitConnections::new(
@@ -257,6 +255,19 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
             retention.keep_reports,
             interval,
         ));
+    }
+
+    let metrics_addr = metrics_listener.as_ref().map(|(_, addr)| *addr);
+    if let Some((listener, addr)) = metrics_listener {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|source| StartupError::Listen { addr, source })?;
+        let metrics = app::metrics_router(state.clone());
+        background.spawn(async move {
+            if let Err(error) = axum::serve(listener, metrics).await {
+                tracing::error!(%error, "metrics listener failed");
+            }
+        });
+        tracing::info!(%addr, "metrics listening");
     }
 
     let refresh_stats = stats.clone();
@@ -303,6 +314,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
     tracing::info!(addr = %local_addr, "listening");
     Ok(RunningServer {
         local_addr,
+        metrics_addr,
         pool,
         geoip,
         reload,
@@ -311,6 +323,16 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         grace: Duration::from_secs(config.shutdown_grace_secs),
         task,
     })
+}
+
+/// Binds a listener for the server to take over (non-blocking) and returns it with its real address,
+/// which for port 0 is known only now.
+fn bind(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), StartupError> {
+    let listen_error = |source| StartupError::Listen { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(listen_error)?;
+    listener.set_nonblocking(true).map_err(listen_error)?;
+    let local_addr = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, local_addr))
 }
 
 /// Slowloris defence: a client that trickles its headers loses the connection after `header_timeout`;

@@ -318,6 +318,38 @@ async fn health_readiness_and_metrics() {
 }
 
 #[tokio::test]
+async fn metrics_listen_addr_moves_metrics_off_the_public_listener() {
+    let app = TestApp::spawn_with(|config| {
+        config.metrics_listen_addr = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    assert_eq!(
+        app.post_report(fixture("everest-report.json"))
+            .await
+            .status(),
+        200
+    );
+    let public = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), 404, "the public listener has no /metrics");
+    let metrics_addr = app.server().metrics_addr.expect("a metrics listener");
+    let scraped = app
+        .client
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.unwrap();
+    assert!(
+        text.contains(
+            "telemetry_reports_accepted_total{product_family=\"PRODUCT_FAMILY_EVEREST\"} 1"
+        ),
+        "{text}"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
 async fn database_outage_fails_readiness_and_recovers_without_restart() {
     let app = TestApp::spawn_with(|config| config.database_acquire_timeout_secs = 1).await;
     let admin = sqlx::PgPool::connect(&common::admin_url()).await.unwrap();
