@@ -20,6 +20,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::body_budget::{self, BodyBudget};
 use crate::client_ip::TrustedProxies;
 use crate::geoip::GeoIp;
 use crate::ingest::{self, IngestError, Limits, Report};
@@ -49,6 +50,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub rate_limiter: Option<ClientRateLimiter>,
     pub stats: Arc<StatsCache>,
+    /// Request-body bytes all requests together may hold (`MAX_BODY_BYTES_IN_FLIGHT`).
+    pub body_budget: BodyBudget,
 }
 
 /// Settings that shape the router rather than any one handler.
@@ -83,6 +86,11 @@ pub fn router(state: Arc<AppState>, options: RouterOptions) -> Router {
             post(legacy_v1_report).fallback(post_only),
         )
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // Inside the decompression: the budget counts inflated bytes.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            charge_body_budget,
+        ))
         .layer(RequestDecompressionLayer::new().gzip(true))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit));
     // gRPC frames its own messages and compression, so it gets neither layer; tonic enforces the size.
@@ -96,6 +104,10 @@ pub fn router(state: Arc<AppState>, options: RouterOptions) -> Router {
             )
             .fallback(post_only),
         )
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            charge_body_budget,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit));
 
     let hsts = options.tls.then(|| {
@@ -283,6 +295,7 @@ pub fn metrics_router(state: Arc<AppState>) -> Router {
 async fn prometheus_metrics(State(state): State<Arc<AppState>>) -> Response {
     observability::pool_state(state.pool.size(), state.pool.num_idle());
     observability::queue_depth_set(state.writer.queued_reports());
+    observability::body_bytes_in_flight(state.body_budget.held_bytes());
     (
         [(
             header::CONTENT_TYPE,
@@ -349,6 +362,24 @@ async fn refuse_transfer_codings(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// Charges the request's body to the memory budget until the request is answered, and answers 503
+/// (gRPC: UNAVAILABLE) when the budget could not hold it.
+async fn charge_body_budget(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let grpc = is_grpc(request.headers());
+    let (request, account) = state.body_budget.charge(request);
+    let response = next.run(request).await;
+    // The JSON handlers answer 503 themselves (see `From<BytesRejection>`); tonic reads the body of a
+    // gRPC call itself and reports a failed one as UNKNOWN.
+    if account.refused() && response.status() != StatusCode::SERVICE_UNAVAILABLE {
+        return ApiError::Busy.into_response_for(grpc);
+    }
+    response
+}
+
 /// Refuses a client over its rate with 429 before its body is even read.
 async fn rate_limit(
     State(state): State<Arc<AppState>>,
@@ -407,6 +438,8 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("the request took too long to arrive")]
     Timeout,
+    #[error("the service is busy with other requests' bodies; try again shortly")]
+    Busy,
     #[error(
         "unsupported Transfer-Encoding: only chunked is accepted; compress with Content-Encoding: gzip"
     )]
@@ -415,7 +448,9 @@ pub enum ApiError {
 
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if body_budget::is_budget_spent(&rejection) {
+            Self::Busy
+        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Self::BodyTooLarge
         } else {
             Self::Body(rejection.body_text())
@@ -453,7 +488,7 @@ impl ApiError {
             Self::Invalid(_) | Self::Body(_) | Self::TransferCoding => (StatusCode::BAD_REQUEST, 3),
             Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 8),
             Self::Write(WriteError::Failed) => (StatusCode::INTERNAL_SERVER_ERROR, 13),
-            Self::Write(_) => (StatusCode::SERVICE_UNAVAILABLE, 14),
+            Self::Write(_) | Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, 14),
             Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, 12),
             Self::NotFound => (StatusCode::NOT_FOUND, 5),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, 8),
@@ -474,6 +509,7 @@ impl ApiError {
             Self::Write(WriteError::Failed) => "store_failed",
             Self::MethodNotAllowed { .. } | Self::NotFound => "not_a_report",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Busy => "memory_budget",
             Self::Timeout => "timeout",
         }
     }
@@ -492,7 +528,8 @@ impl IntoResponse for ApiError {
             }
             Self::Write(
                 WriteError::Overloaded | WriteError::Unavailable | WriteError::ShuttingDown,
-            ) => {
+            )
+            | Self::Busy => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             Self::RateLimited { retry_after_secs } => {

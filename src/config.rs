@@ -132,6 +132,12 @@ pub struct Config {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Request-body bytes (after gzip decompression) all requests together may hold at once; a request
+    /// that finds them spent gets 503 with Retry-After. Three quarters of it at most go to the parts of
+    /// bodies beyond their first 256 KiB, so large bodies cannot crowd out ordinary reports.
+    #[arg(long, env = "MAX_BODY_BYTES_IN_FLIGHT", default_value_t = 64 * 1024 * 1024)]
+    pub max_body_bytes_in_flight: usize,
+
     /// Most reports accepted in one request.
     #[arg(long, env = "MAX_REPORTS_PER_REQUEST", default_value_t = 1000)]
     pub max_reports_per_request: usize,

@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod body_budget;
 pub mod catalogue;
 pub mod client_ip;
 pub mod config;

@@ -118,3 +118,8 @@ pub fn stats_refresh(succeeded: bool) {
 pub fn connection_refused() {
     counter!("telemetry_connections_refused_total").increment(1);
 }
+
+/// Request-body bytes held in memory, against `MAX_BODY_BYTES_IN_FLIGHT`.
+pub fn body_bytes_in_flight(bytes: usize) {
+    gauge!("telemetry_body_bytes_in_flight").set(bytes as f64);
+}

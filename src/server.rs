@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::app::{self, AppState, RouterOptions};
+use crate::body_budget::BodyBudget;
 use crate::config::Config;
 use crate::connections::LimitConnections;
 use crate::geoip::{self, GeoIp, GeoIpError};
@@ -204,6 +205,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         metrics,
         rate_limiter: rate_limiter.clone(),
         stats: stats.clone(),
+        body_budget: BodyBudget::new(config.max_body_bytes_in_flight),
     });
     let router = app::router(
         state.clone(),

@@ -677,3 +677,90 @@ async fn connections_beyond_the_cap_are_closed_on_arrival() {
     assert!(metrics.contains("telemetry_connections_refused_total"));
     app.cleanup().await;
 }
+
+/// The service's gauge of request-body bytes held, read from `/metrics`.
+async fn body_bytes_in_flight(app: &TestApp) -> f64 {
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("telemetry_body_bytes_in_flight "))
+        .map_or(0.0, |value| value.parse().unwrap())
+}
+
+/// Waits until the gauge of body bytes held satisfies `condition`.
+async fn wait_for_bytes_in_flight(app: &TestApp, condition: impl Fn(f64) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let held = body_bytes_in_flight(app).await;
+        if condition(held) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "body bytes in flight stayed at {held}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A gzip request whose body inflates to `inflated` bytes but never finishes: everything but the
+/// gzip trailer is sent.
+fn unfinished_gzip_request(address: &str, inflated: usize) -> TcpStream {
+    let mut json = b"{\"reports\":[".to_vec();
+    json.resize(inflated, b' ');
+    let body = gzip(&json);
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST /v1/telemetry/GenericReport HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body[..body.len() - 8]).unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inflated_bodies_in_flight_are_bounded() {
+    let app = TestApp::spawn_with(|config| {
+        config.max_body_bytes_in_flight = 2 * 1024 * 1024;
+        config.max_body_bytes = 4 * 1024 * 1024;
+    })
+    .await;
+    let address = app.base_url.trim_start_matches("http://").to_owned();
+    let inflated = 1536 * 1024;
+
+    let holding = unfinished_gzip_request(&address, inflated);
+    wait_for_bytes_in_flight(&app, |held| held >= inflated as f64).await;
+
+    // A second large body would take the budget past what large bodies may hold.
+    let mut refused = unfinished_gzip_request(&address, inflated);
+    refused
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    let read = refused.read(&mut buffer).unwrap();
+    let answer = String::from_utf8_lossy(&buffer[..read]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 503"), "got {answer:?}");
+    assert!(answer.contains("retry-after: "), "got {answer:?}");
+    assert!(answer.contains("\"code\":14"), "got {answer:?}");
+
+    // An ordinary report still fits in what large bodies may not take.
+    let response = app.post_report(fixture("telemetry-agent-ps.json")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.count("reports").await, 1);
+
+    // The held body is released when its client goes away.
+    drop(holding);
+    wait_for_bytes_in_flight(&app, |held| held == 0.0).await;
+    app.cleanup().await;
+}
