@@ -359,6 +359,7 @@ pub async fn insert_reports<'a>(
                    (array_agg(version ORDER BY created_at, report_id))[1] AS first_version,
                    (array_agg(version ORDER BY created_at DESC, report_id DESC)
                         FILTER (WHERE version IS NOT NULL))[1] AS version,
+                   array_agg(DISTINCT version) FILTER (WHERE version IS NOT NULL) AS versions,
                    (array_agg(country_code ORDER BY created_at DESC, report_id DESC)
                         FILTER (WHERE country_code IS NOT NULL))[1] AS country_code
             FROM inserted
@@ -382,12 +383,14 @@ pub async fn insert_reports<'a>(
             -- Typed metrics follow the day's latest report, whichever batch it came in.
             INSERT INTO analytics.instance_days AS d (
                 day, instance_id, product_family, report_count, first_report_at, last_report_at, last_report_id,
-                first_up_duration_seconds, first_version, version, country_code, distribution_method,
-                alerting_enabled, stt_enabled, advisors_disabled, backup_management_enabled, dbaas_enabled,
-                access_control_enabled, updates_disabled, grafana_users, nodes, services,
-                mysql_versions, mongodb_versions, postgresql_versions)
+                first_up_duration_seconds, first_version, version, extra_versions, country_code,
+                distribution_method, alerting_enabled, stt_enabled, advisors_disabled,
+                backup_management_enabled, dbaas_enabled, access_control_enabled, updates_disabled,
+                grafana_users, nodes, services, mysql_versions, mongodb_versions, postgresql_versions)
             SELECT s.day, s.instance_id, s.product_family, s.report_count, s.first_report_at, l.created_at,
-                   l.report_id, s.first_up_duration_seconds, s.first_version, s.version, s.country_code,
+                   l.report_id, s.first_up_duration_seconds, s.first_version, s.version,
+                   nullif(array_remove(array_remove(s.versions, s.first_version), s.version), '{}'),
+                   s.country_code,
                    l.distribution_method, l.alerting_enabled, l.stt_enabled, l.advisors_disabled,
                    l.backup_management_enabled, l.dbaas_enabled, l.access_control_enabled, l.updates_disabled,
                    l.grafana_users, l.nodes, l.services, l.mysql_versions, l.mongodb_versions,
@@ -404,6 +407,18 @@ pub async fn insert_reports<'a>(
                     THEN excluded.first_version ELSE d.first_version END,
                 version = CASE WHEN (excluded.last_report_at, excluded.last_report_id) > (d.last_report_at, d.last_report_id)
                     THEN coalesce(excluded.version, d.version) ELSE coalesce(d.version, excluded.version) END,
+                -- Every version of the day stays: whichever of the two sides' versions the new
+                -- first_version and version (as just above) do not keep.
+                extra_versions = (
+                    SELECT array_agg(DISTINCT v ORDER BY v)
+                    FROM unnest(ARRAY[d.first_version, d.version, excluded.first_version, excluded.version]
+                                || d.extra_versions || excluded.extra_versions) AS v
+                    WHERE v IS NOT NULL
+                      AND v IS DISTINCT FROM CASE WHEN excluded.first_report_at < d.first_report_at
+                          THEN excluded.first_version ELSE d.first_version END
+                      AND v IS DISTINCT FROM CASE
+                          WHEN (excluded.last_report_at, excluded.last_report_id) > (d.last_report_at, d.last_report_id)
+                          THEN coalesce(excluded.version, d.version) ELSE coalesce(d.version, excluded.version) END),
                 country_code = CASE WHEN (excluded.last_report_at, excluded.last_report_id) > (d.last_report_at, d.last_report_id)
                     THEN coalesce(excluded.country_code, d.country_code)
                     ELSE coalesce(d.country_code, excluded.country_code) END,

@@ -4,17 +4,24 @@
 //! The model, deterministic for a seed:
 //! - Product mix: PMM 38 %, PS 22 %, PSMDB 14 %, PostgreSQL 14 %, PXC 7 %, Everest 5 %.
 //! - Release calendar per product line (PMM 2 and 3, PS 5.7 / 8.0 / 8.4, ...): PMM 3 minors every
-//!   6 weeks with a patch after two weeks, database minors quarterly, Everest monthly; it starts well
-//!   before the first generated day so that old versions are in use from the start.
+//!   6 weeks, alternately followed by a patch of the same minor (3.4.0 -> 3.4.1) two weeks later, or
+//!   pulled at noon on their release day and replaced by their patch (3.5.0 -> 3.5.1); database
+//!   minors quarterly, Everest monthly. It starts well before the first generated day so that old
+//!   versions are in use from the start.
 //! - Staged upgrades: each installation is eager (mean 7 days after a release), normal (45) or a
 //!   laggard (365); moving to a newer line (PMM 2 -> 3, MySQL 8.0 -> 8.4) is rarer still.
 //! - Churn: 55 % of installations exist before the first day, the rest appear during the period;
 //!   lifetimes are exponential (mean 500 days) and a fifth of new ones are trials of a few days.
 //! - Reporting: one report a day at a fixed time per installation. PMM waits 24 hours after every
-//!   start (so a restart or upgrade skips a day) except that x.y.1 patches mostly send right away;
-//!   the agent skips 2 % of days.
+//!   start (a restart or upgrade before that time skips the day's report) except that x.y.1 patches
+//!   mostly, and pulled builds always, send right away, so a restart or upgrade after the day's
+//!   report, or a pulled build replaced within hours, makes two or three reports in one UTC day;
+//!   the agent skips 2 % of days. Half a percent of reports carry no version (a server still
+//!   starting, a package the agent could not read).
 //! - PMM features and monitored databases (MySQL 5.7 / 8.0 / 8.4, MongoDB, PostgreSQL) drawn per
-//!   server with occasional changes; Grafana users log-normal; countries by a fixed weighting.
+//!   server with occasional changes; Grafana users log-normal; countries by a fixed weighting, and
+//!   one installation in twenty sends from an address that resolves only now and then (a third of
+//!   its reports have no country).
 //!
 //! A day is generated and written (in concurrent batches of disjoint installations) before the next
 //! one, because the upgrade history is derived from each installation's report order.
@@ -139,6 +146,8 @@ struct Line {
     family: ProductFamily,
     name: &'static str,
     releases: Vec<(i64, String)>,
+    /// Per release: withdrawn at noon on its release day, when the next release replaces it.
+    pulled: Vec<bool>,
     install_weight: f64,
 }
 
@@ -154,15 +163,50 @@ impl Line {
         Self {
             family,
             name,
+            pulled: vec![false; releases.len()],
             releases,
             install_weight,
         }
+    }
+
+    /// Marks the releases `is_pulled` names as pulled; each must have its replacement on the same day.
+    fn pulling(mut self, is_pulled: impl Fn(&str) -> bool) -> Self {
+        self.pulled = self
+            .releases
+            .iter()
+            .map(|(_, name)| is_pulled(name))
+            .collect();
+        self
     }
 
     /// How many releases are out on `day`.
     fn released_by(&self, day: i64) -> usize {
         self.releases
             .partition_point(|(released, _)| *released <= day)
+    }
+
+    /// How many releases can be installed on `day`: a pulled release's replacement only from noon.
+    fn available(&self, day: i64, before_noon: bool) -> usize {
+        let released = self.released_by(day);
+        let replaces_pulled = released >= 2
+            && self.pulled[released - 2]
+            && self.releases[released - 2].0 == day
+            && self.releases[released - 1].0 == day;
+        if before_noon && replaces_pulled {
+            released - 1
+        } else {
+            released
+        }
+    }
+
+    /// The release an installation gets when it asks for `release` on `day`: a pulled one only on
+    /// its release day before noon, its replacement otherwise.
+    fn installable(&self, release: usize, day: i64, before_noon: bool) -> usize {
+        if self.pulled[release] && (self.releases[release].0 < day || !before_noon) {
+            release + 1
+        } else {
+            release
+        }
     }
 }
 
@@ -181,14 +225,24 @@ fn catalog(days: i64) -> Vec<Line> {
         cadence(-110, 120, days, |k| format!("2.48.{}", 1 + k)),
     ]
     .concat();
+    // Sorting is stable: a pulled minor stays before its same-day replacement.
     let pmm3 = [
         cadence(-150, 42, days, |k| format!("3.{k}.0")),
-        cadence(-136, 84, days, |k| format!("3.{}.1", 2 * k + 1)),
+        cadence(-136, 84, days, |k| format!("3.{}.1", 2 * k)),
+        cadence(-108, 84, days, |k| format!("3.{}.1", 2 * k + 1)),
     ]
     .concat();
+    let odd_minor = |name: &str| {
+        name.ends_with(".0")
+            && name
+                .split('.')
+                .nth(1)
+                .and_then(|minor| minor.parse::<u32>().ok())
+                .is_some_and(|minor| minor % 2 == 1)
+    };
     vec![
         Line::new(Pmm, "2", 0.1, pmm2),
-        Line::new(Pmm, "3", 0.9, pmm3),
+        Line::new(Pmm, "3", 0.9, pmm3).pulling(odd_minor),
         Line::new(Ps, "5.7", 0.08, vec![(-900, "5.7.44-48".into())]),
         Line::new(
             Ps,
@@ -479,6 +533,8 @@ struct Instance {
     upgrade_mean_days: f64,
     seconds_of_day: i64,
     country: Option<&'static str>,
+    /// Chance that a report's address resolves to `country`.
+    resolves: f64,
     /// When the product last started, for PMM's UpDuration and its 24-hour first-report delay.
     started_at: DateTime<Utc>,
     sends_on_start: bool,
@@ -538,7 +594,7 @@ impl Simulation {
         let reports = self
             .instances
             .iter_mut()
-            .filter_map(|instance| instance.step(lines, day, midnight))
+            .flat_map(|instance| instance.step(lines, day, midnight))
             .collect();
         self.day += 1;
         Some((date, reports))
@@ -571,6 +627,7 @@ fn new_instance(mut rng: SmallRng, lines: &[Line], days: i64, first_date: NaiveD
         .collect();
     let line = pick(&mut rng, &candidates);
     let latest = lines[line].released_by(born) - 1;
+    let installable = |release: usize| lines[line].installable(release, born, false);
     let upgrade_mean_days = pick(&mut rng, &[(7.0, 0.25), (45.0, 0.5), (365.0, 0.25)]);
     let release = if preexisting {
         let behind = geometric(
@@ -581,9 +638,9 @@ fn new_instance(mut rng: SmallRng, lines: &[Line], days: i64, first_date: NaiveD
                 0.55
             },
         );
-        latest.saturating_sub(behind as usize)
+        installable(latest.saturating_sub(behind as usize))
     } else if rng.random_bool(0.15) {
-        latest.saturating_sub(1)
+        installable(latest.saturating_sub(1))
     } else {
         latest
     };
@@ -613,6 +670,11 @@ fn new_instance(mut rng: SmallRng, lines: &[Line], days: i64, first_date: NaiveD
         upgrade_mean_days,
         seconds_of_day,
         country: pick(&mut rng, COUNTRIES),
+        resolves: if rng.random_bool(0.05) {
+            2.0 / 3.0
+        } else {
+            1.0
+        },
         started_at,
         sends_on_start,
         preexisting,
@@ -637,33 +699,83 @@ impl Instance {
         &lines[self.line].releases[self.release].1
     }
 
-    /// Advances the installation to `day` and returns its report for that day, if it sends one.
-    fn step(&mut self, lines: &[Line], day: i64, midnight: DateTime<Utc>) -> Option<NewReport> {
+    /// Advances the installation to `day` and returns its reports of that day, oldest first.
+    fn step(&mut self, lines: &[Line], day: i64, midnight: DateTime<Utc>) -> Vec<NewReport> {
         if day < self.start || day > self.end {
-            return None;
+            return Vec::new();
         }
         let report_at =
             midnight + TimeDelta::seconds(self.seconds_of_day + self.rng.random_range(0..900));
         if day == self.start && !self.preexisting {
             // Installed today: PMM reports after its 24-hour delay unless this build skips it.
-            return self.sends_on_start.then(|| self.report(lines, report_at));
+            return if self.sends_on_start {
+                vec![self.report(lines, report_at)]
+            } else {
+                Vec::new()
+            };
         }
-        let restarted = self.evolve(lines, day, report_at);
         if let Some(pmm) = &mut self.pmm {
             pmm.drift(&mut self.rng);
         }
-        let sends = match self.family {
-            // pmm-managed's ticker starts again with the process: nothing today after a restart.
-            ProductFamily::Pmm => !restarted,
-            _ => self.rng.random_bool(0.98),
-        };
-        sends.then(|| self.report(lines, report_at))
+        if self.family == ProductFamily::Pmm {
+            return self.pmm_day(lines, day, midnight, report_at);
+        }
+        if let Some((line, release)) = self.upgrade_target(lines, day, false) {
+            self.install(lines, line, release);
+            self.started_at = report_at - TimeDelta::seconds(self.rng.random_range(300..3600));
+        } else if self.rng.random_bool(0.01) {
+            self.started_at = report_at - TimeDelta::seconds(self.rng.random_range(300..3600));
+        }
+        if self.rng.random_bool(0.98) {
+            vec![self.report(lines, report_at)]
+        } else {
+            Vec::new()
+        }
     }
 
-    /// Upgrades and restarts; true when the product restarted today.
-    fn evolve(&mut self, lines: &[Line], day: i64, report_at: DateTime<Utc>) -> bool {
+    /// A PMM server's day. pmm-managed reports 24 hours after it starts and every 24 hours after
+    /// that, so a restart (for an upgrade, or 1 % of days for no reason) before the day's report
+    /// time skips it, and one after it comes on top; a build that sends on start reports at once.
+    fn pmm_day(
+        &mut self,
+        lines: &[Line],
+        day: i64,
+        midnight: DateTime<Utc>,
+        report_at: DateTime<Utc>,
+    ) -> Vec<NewReport> {
+        let noon = midnight + TimeDelta::hours(12);
+        let restart_at = midnight + TimeDelta::seconds(self.rng.random_range(0..84_000));
+        let target = self.upgrade_target(lines, day, restart_at < noon);
+        if target.is_none() && !self.rng.random_bool(0.01) {
+            return vec![self.report(lines, report_at)];
+        }
+        let mut reports = Vec::new();
+        if report_at < restart_at {
+            reports.push(self.report(lines, report_at));
+        }
+        if let Some((line, release)) = target {
+            self.install(lines, line, release);
+        }
+        self.start(lines, restart_at, &mut reports);
+        if lines[self.line].pulled[self.release] {
+            // Withdrawn at noon: the server gets the replacement that afternoon or evening.
+            let replaced_at = (restart_at.max(noon)
+                + TimeDelta::seconds(self.rng.random_range(600..36_000)))
+            .min(midnight + TimeDelta::seconds(86_000));
+            self.install(lines, self.line, self.release + 1);
+            self.start(lines, replaced_at, &mut reports);
+        }
+        reports
+    }
+
+    /// The release an upgrade today would install, if the installation upgrades today.
+    fn upgrade_target(
+        &mut self,
+        lines: &[Line],
+        day: i64,
+        before_noon: bool,
+    ) -> Option<(usize, usize)> {
         let line = &lines[self.line];
-        let mut restarted = false;
         let moves = LINE_MOVES
             .iter()
             .find(|(family, from, _, _)| *family == self.family && *from == line.name);
@@ -674,32 +786,48 @@ impl Instance {
                 .expect("line moves name existing lines");
             let released = lines[target].released_by(day);
             if released > 0 && self.rng.random_bool(*odds) {
-                self.line = target;
-                self.release = released - 1;
-                restarted = true;
+                return Some((target, lines[target].installable(released - 1, day, false)));
             }
         }
-        let released = lines[self.line].released_by(day);
-        if !restarted
-            && released > self.release + 1
-            && self.rng.random_bool(1.0 / self.upgrade_mean_days)
-        {
-            self.release = if self.rng.random_bool(0.85) {
-                released - 1
+        let available = line.available(day, before_noon);
+        if available > self.release + 1 && self.rng.random_bool(1.0 / self.upgrade_mean_days) {
+            let release = if self.rng.random_bool(0.85) {
+                available - 1
             } else {
                 self.release + 1
             };
-            restarted = true;
+            return Some((self.line, line.installable(release, day, before_noon)));
         }
-        restarted |= self.rng.random_bool(0.01);
-        if restarted {
-            self.started_at = report_at - TimeDelta::seconds(self.rng.random_range(300..3600));
+        None
+    }
+
+    fn install(&mut self, lines: &[Line], line: usize, release: usize) {
+        self.line = line;
+        self.release = release;
+        self.sends_on_start = self.family == ProductFamily::Pmm
+            && (lines[line].pulled[release]
+                || self
+                    .rng
+                    .random_bool(if lines[line].releases[release].1.ends_with(".1") {
+                        0.7
+                    } else {
+                        0.03
+                    }));
+    }
+
+    /// The product starts at `at`; a build that sends on start reports a few minutes later.
+    fn start(&mut self, lines: &[Line], at: DateTime<Utc>, reports: &mut Vec<NewReport>) {
+        self.started_at = at;
+        if self.sends_on_start {
+            let sent_at = at + TimeDelta::seconds(self.rng.random_range(30..300));
+            reports.push(self.report(lines, sent_at));
         }
-        restarted
     }
 
     fn report(&mut self, lines: &[Line], created_at: DateTime<Utc>) -> NewReport {
         let version = self.version(lines).to_owned();
+        let versioned = self.rng.random_bool(0.995);
+        let resolved = self.rng.random_bool(self.resolves);
         let up_duration = (created_at - self.started_at).num_seconds().max(1);
         let mut metrics = Vec::with_capacity(40);
         let mut add = |key: &str, value: String| {
@@ -712,7 +840,9 @@ impl Instance {
             (Some(pmm), _) => {
                 let pmm3 = version.starts_with("3.");
                 let flag = |on: bool| if on { "1" } else { "0" }.to_owned();
-                add("PMMServerVersion", version.clone());
+                if versioned {
+                    add("PMMServerVersion", version.clone());
+                }
                 add(
                     "UpDuration",
                     format!(
@@ -792,7 +922,9 @@ impl Instance {
                 );
             }
             (None, ProductFamily::Everest) => {
-                add("version", version.clone());
+                if versioned {
+                    add("version", version.clone());
+                }
                 add("pxc", self.rng.random_range(0..5).to_string());
                 add("psmdb", self.rng.random_range(0..5).to_string());
                 add("postgresql", self.rng.random_range(0..5).to_string());
@@ -814,7 +946,9 @@ impl Instance {
                 );
                 add("OS", self.os.to_owned());
                 add("deployment", self.deployment.to_owned());
-                add("pillar_version", version.clone());
+                if versioned {
+                    add("pillar_version", version.clone());
+                }
                 add("db_instance_id", self.database_instance_id.to_string());
                 add("uptime", up_duration.to_string());
                 add("databases_count", self.rng.random_range(1..40).to_string());
@@ -837,11 +971,11 @@ impl Instance {
                 instance_id: self.id,
                 product_family: self.family,
                 created_at,
-                version: Some(version),
+                version: versioned.then_some(version),
                 up_duration_seconds: (self.family == ProductFamily::Pmm).then_some(up_duration),
                 metrics,
             },
-            country_code: self.country.map(str::to_owned),
+            country_code: self.country.filter(|_| resolved).map(str::to_owned),
             protocol: PROTOCOL,
         }
     }
@@ -849,6 +983,8 @@ impl Instance {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     fn settings(instances: u32, days: u32) -> Settings {
@@ -895,5 +1031,77 @@ mod tests {
             total += reports.len();
         }
         assert!(total > 300 * 20 / 4, "only {total} reports");
+    }
+
+    #[test]
+    fn patches_follow_their_minor_and_pulled_releases_are_replaced_the_same_day() {
+        let lines = catalog(200);
+        let pmm3 = lines.iter().find(|line| line.name == "3").unwrap();
+        for (index, (day, name)) in pmm3.releases.iter().enumerate() {
+            if let Some(minor) = name.strip_suffix(".1") {
+                let (released, _) = pmm3
+                    .releases
+                    .iter()
+                    .find(|(_, n)| *n == format!("{minor}.0"))
+                    .unwrap();
+                assert!(
+                    *day == *released || *day == released + 14,
+                    "{name} on {day}"
+                );
+            }
+            if pmm3.pulled[index] {
+                assert_eq!(pmm3.releases[index + 1], (*day, name.replace(".0", ".1")));
+                assert_eq!(pmm3.available(*day, true), index + 1);
+                assert_eq!(pmm3.available(*day, false), index + 2);
+                assert_eq!(pmm3.installable(index, *day + 1, true), index + 1);
+            }
+        }
+        assert!(pmm3.pulled.iter().filter(|pulled| **pulled).count() >= 2);
+    }
+
+    /// What one report a day would never show: several reports per instance-day, reports without a
+    /// version, instances that resolve only sometimes, a pulled release seen only before the day's last report.
+    #[test]
+    fn history_has_the_awkward_paths_of_real_data() {
+        let mut simulation = Simulation::new(&settings(1500, 90));
+        let mut per_day: HashMap<(Uuid, NaiveDate), Vec<NewReport>> = HashMap::new();
+        let mut countries: HashMap<Uuid, (bool, bool)> = HashMap::new();
+        let mut unversioned = 0;
+        while let Some((date, reports)) = simulation.next_day() {
+            for new in reports {
+                unversioned += usize::from(new.report.version.is_none());
+                let seen = countries.entry(new.report.instance_id).or_default();
+                if new.country_code.is_some() {
+                    seen.0 = true
+                } else {
+                    seen.1 = true
+                }
+                per_day
+                    .entry((new.report.instance_id, date))
+                    .or_default()
+                    .push(new);
+            }
+        }
+        let crowded: Vec<_> = per_day.values().filter(|day| day.len() > 1).collect();
+        assert!(
+            crowded.len() > 20,
+            "{} instance-days with several reports",
+            crowded.len()
+        );
+        let mid_day_only = crowded.iter().any(|day| {
+            let last = day.iter().max_by_key(|r| r.report.created_at).unwrap();
+            day.iter()
+                .any(|r| r.report.version.is_some() && r.report.version != last.report.version)
+        });
+        assert!(mid_day_only, "a version replaced within the day");
+        assert!(unversioned > 20, "{unversioned} reports without a version");
+        let mixed = countries
+            .values()
+            .filter(|(resolved, unresolved)| *resolved && *unresolved)
+            .count();
+        assert!(
+            mixed > 10,
+            "{mixed} instances with resolved and unresolved reports"
+        );
     }
 }

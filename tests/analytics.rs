@@ -127,6 +127,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[low] + (sorted[high] - sorted[low]) * (position - low as f64)
 }
 
+/// A percentile as the views publish it (`analytics.round_percentile`): to one decimal.
+fn published(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
 fn ratio(part: i64, whole: i64) -> f64 {
     part as f64 / whole as f64
 }
@@ -148,6 +153,7 @@ type ReleaseRow = (
     i32,
     Option<f64>,
     i32,
+    bool,
 );
 type AdoptionRow = (
     String,
@@ -158,8 +164,12 @@ type AdoptionRow = (
     Option<f64>,
     Option<f64>,
     Option<f64>,
+    bool,
 );
-type GraceRow = (Option<String>, i32, i32, i32, Option<f64>);
+/// active, reporting and new instances, complete, left-censored.
+type ActivityCounts = (i32, i32, i32, bool, bool);
+type UptakeRow = (String, NaiveDate, NaiveDate, i32, i32, Option<f64>, bool);
+type GraceRow = (Option<String>, i32, i32, i32, Option<f64>, i32);
 type PathStats = (Vec<f64>, BTreeSet<Uuid>);
 type FeatureReader = Box<dyn Fn(&NewReport) -> Option<bool>>;
 type BackfilledDay = (
@@ -178,17 +188,23 @@ type DayRow = (
     Option<i64>,
     Option<String>,
     Option<String>,
+    Option<Vec<String>>,
     Option<String>,
     Option<bool>,
     Option<Vec<String>>,
     Option<i32>,
 );
 
-/// The state of one instance on one day: its latest report of that day, and its first.
+/// The state of one instance on one day: its latest report of that day, its first, every version
+/// it reported that day, and what it holds at the end of the day: the version of its latest report
+/// so far that carried one and the country of its latest report so far that resolved.
 #[derive(Clone)]
 struct Day<'a> {
     latest: &'a NewReport,
     first: &'a NewReport,
+    versions: BTreeSet<String>,
+    version: Option<String>,
+    country: Option<String>,
 }
 
 /// The reports seen the way the views see them.
@@ -220,7 +236,11 @@ impl<'a> Model<'a> {
             let day = days.entry(key).or_default().entry(date).or_insert(Day {
                 latest: report,
                 first: report,
+                versions: BTreeSet::new(),
+                version: None,
+                country: None,
             });
+            day.versions.extend(report.report.version.clone());
             if order(report) > order(day.latest) {
                 day.latest = report;
             }
@@ -236,6 +256,30 @@ impl<'a> Model<'a> {
                     .entry((key.1, version.clone()))
                     .or_insert(date);
                 *seen = (*seen).min(date);
+            }
+        }
+        let mut by_instance: HashMap<Key, Vec<&'a NewReport>> = HashMap::new();
+        for report in reports {
+            by_instance
+                .entry((
+                    report.report.instance_id,
+                    report.report.product_family.as_str(),
+                ))
+                .or_default()
+                .push(report);
+        }
+        for (key, mut list) in by_instance {
+            list.sort_by_key(|r| order(r));
+            let (mut version, mut country) = (None, None);
+            let mut list = list.into_iter().peekable();
+            for (date, day) in days.get_mut(&key).unwrap().iter_mut() {
+                while let Some(report) = list.next_if(|r| r.report.created_at.date_naive() <= *date)
+                {
+                    version = report.report.version.clone().or(version);
+                    country = report.country_code.clone().or(country);
+                }
+                day.version = version.clone();
+                day.country = country.clone();
             }
         }
         let first_seen = first_report
@@ -264,17 +308,22 @@ impl<'a> Model<'a> {
         })
     }
 
-    /// Every instance active on `date` with the given window, with its latest report on or before it.
-    fn active(&self, date: NaiveDate, window: i64) -> Vec<(Key, &'a NewReport)> {
+    /// Every instance active on `date` with the given window, with its latest day on or before it.
+    fn active(&self, date: NaiveDate, window: i64) -> Vec<(Key, &Day<'a>)> {
         let earliest = date - Days::new((window - 1) as u64);
         self.days
             .iter()
             .filter_map(|(key, days)| {
                 days.range(earliest..=date)
                     .next_back()
-                    .map(|(_, day)| (*key, day.latest))
+                    .map(|(_, day)| (*key, day))
             })
             .collect()
+    }
+
+    /// True when the window of `date` reaches back before the history's first day.
+    fn left_censored(&self, date: NaiveDate) -> bool {
+        date < self.first_day + Days::new((WINDOW - 1) as u64)
     }
 
     fn reported_on(&self, date: NaiveDate) -> Vec<Key> {
@@ -293,11 +342,11 @@ impl<'a> Model<'a> {
         counts
     }
 
-    fn pmm_active(&self, date: NaiveDate) -> Vec<&'a NewReport> {
+    fn pmm_active(&self, date: NaiveDate) -> Vec<&Day<'a>> {
         self.active(date, WINDOW)
             .into_iter()
             .filter(|((_, family), _)| *family == PMM)
-            .map(|(_, report)| report)
+            .map(|(_, day)| day)
             .collect()
     }
 }
@@ -311,18 +360,21 @@ async fn activity_views_count_instances_within_the_window() {
     let model = Model::new(&reports, today);
 
     // Daily, over the whole history.
-    let rows: Vec<(NaiveDate, String, i32, i32, i32, bool)> = sqlx::query_as(
-        "SELECT day, product_family, active_instances, reporting_instances, new_instances, complete
+    let rows: Vec<(NaiveDate, String, i32, i32, i32, bool, bool)> = sqlx::query_as(
+        "SELECT day, product_family, active_instances, reporting_instances, new_instances, complete,
+                left_censored
          FROM analytics.active_instances_daily",
     )
     .fetch_all(&app.pool)
     .await
     .unwrap();
-    let actual: BTreeMap<(NaiveDate, String), (i32, i32, i32, bool)> = rows
+    let actual: BTreeMap<(NaiveDate, String), ActivityCounts> = rows
         .into_iter()
-        .map(|(day, family, active, reporting, new, complete)| {
-            ((day, family), (active, reporting, new, complete))
-        })
+        .map(
+            |(day, family, active, reporting, new, complete, censored)| {
+                ((day, family), (active, reporting, new, complete, censored))
+            },
+        )
         .collect();
     let mut expected = BTreeMap::new();
     for date in model.dates() {
@@ -339,7 +391,13 @@ async fn activity_views_count_instances_within_the_window() {
         for (family, (active, reporting, new)) in per_family {
             expected.insert(
                 (date, family.to_owned()),
-                (active, reporting, new, date < today),
+                (
+                    active,
+                    reporting,
+                    new,
+                    date < today,
+                    model.left_censored(date),
+                ),
             );
         }
     }
@@ -413,14 +471,15 @@ async fn activity_views_count_instances_within_the_window() {
         } else {
             "month_start"
         };
-        let rows: Vec<(NaiveDate, String, i32, i32, i32, bool)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {start_column}, product_family, active_instances, reporting_instances, new_instances, complete FROM {view}"
+        let rows: Vec<(NaiveDate, String, i32, i32, i32, bool, bool)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {start_column}, product_family, active_instances, reporting_instances, new_instances, complete,
+                    left_censored FROM {view}"
         )))
         .fetch_all(&app.pool)
         .await
         .unwrap();
         assert!(!rows.is_empty());
-        for (start, family, active, reporting, new, complete) in rows {
+        for (start, family, active, reporting, new, complete, censored) in rows {
             let end = if period == "week" {
                 start + Days::new(6)
             } else {
@@ -452,12 +511,13 @@ async fn activity_views_count_instances_within_the_window() {
                 .filter(|((_, f), day)| *f == family && in_period(day))
                 .count() as i32;
             assert_eq!(
-                (active, reporting, new, complete),
+                (active, reporting, new, complete, censored),
                 (
                     expected_active,
                     expected_reporting,
                     expected_new,
-                    end < today
+                    end < today,
+                    model.left_censored(start),
                 ),
                 "{view} {start} {family}"
             );
@@ -478,23 +538,34 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
 
     // Versions on the snapshot day, per family.
     let mut running: HashMap<(&str, String), i64> = HashMap::new();
-    for ((_, family), report) in model.active(snapshot, WINDOW) {
-        *running
-            .entry((family, report.report.version.clone().unwrap()))
-            .or_default() += 1;
+    for ((_, family), day) in model.active(snapshot, WINDOW) {
+        if let Some(version) = &day.version {
+            *running.entry((family, version.clone())).or_default() += 1;
+        }
     }
 
     // releases
     let rows: Vec<ReleaseRow> = sqlx::query_as(
         "SELECT product_family, version, line, first_seen, last_reported, active_instances,
-                    share_of_family::float8, peak_active_instances
+                    share_of_family::float8, peak_active_instances, first_seen_censored
              FROM analytics.releases",
     )
     .fetch_all(&app.pool)
     .await
     .unwrap();
     assert_eq!(rows.len(), model.version_first_seen.len());
-    for (family, version, line, first_seen, last_reported, active, share, peak) in rows {
+    let replaced_within_a_day = model.days.values().flat_map(BTreeMap::values).any(|day| {
+        day.latest.report.version.is_some()
+            && day
+                .versions
+                .iter()
+                .any(|version| Some(version) != day.latest.report.version.as_ref())
+    });
+    assert!(
+        replaced_within_a_day,
+        "the history has versions that were not the last of their day"
+    );
+    for (family, version, line, first_seen, last_reported, active, share, peak, censored) in rows {
         let family: &str = ProductFamily::from_name(&family).as_str();
         assert_eq!(
             first_seen,
@@ -510,6 +581,7 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
             .max();
         assert_eq!(last_reported, expected_last);
         assert_eq!(line, release_line(family, &version));
+        assert_eq!(censored, model.left_censored(first_seen));
         let expected_active = running
             .get(&(family, version.clone()))
             .copied()
@@ -525,8 +597,8 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
                 model
                     .active(date, WINDOW)
                     .iter()
-                    .filter(|((_, f), r)| {
-                        *f == family && r.report.version.as_deref() == Some(&version)
+                    .filter(|((_, f), day)| {
+                        *f == family && day.version.as_deref() == Some(&version)
                     })
                     .count() as i32
             })
@@ -536,8 +608,9 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
     }
 
     // release_uptake_weekly, for PMM versions
-    let rows: Vec<(String, NaiveDate, NaiveDate, i32, i32, Option<f64>)> = sqlx::query_as(
-        "SELECT version, first_seen, week_start, weeks_since_first_seen, active_instances, share_of_family::float8
+    let rows: Vec<UptakeRow> = sqlx::query_as(
+        "SELECT version, first_seen, week_start, weeks_since_first_seen, active_instances, share_of_family::float8,
+                first_seen_censored
          FROM analytics.release_uptake_weekly WHERE product_family = $1",
     )
     .bind(PMM)
@@ -560,7 +633,12 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
         }
     }
     assert_eq!(rows.len(), expected_rows);
-    for (version, first_seen, week_start, weeks_since, active, share) in rows {
+    for (version, first_seen, week_start, weeks_since, active, share, censored) in rows {
+        assert_eq!(
+            first_seen,
+            model.version_first_seen[&(PMM, version.clone())]
+        );
+        assert_eq!(censored, model.left_censored(first_seen));
         let week_of_first =
             first_seen - Days::new(first_seen.weekday().num_days_from_monday().into());
         assert_eq!(
@@ -571,7 +649,7 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
         let active_pmm: Vec<_> = model.pmm_active(measured);
         let expected = active_pmm
             .iter()
-            .filter(|r| r.report.version.as_deref() == Some(&version))
+            .filter(|day| day.version.as_deref() == Some(&version))
             .count() as i64;
         assert_eq!(
             i64::from(active),
@@ -607,7 +685,8 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
         let pmm = model.pmm_active(day);
         let expected_older = pmm
             .iter()
-            .filter(|r| version_key(r.report.version.as_deref().unwrap()) < version_key("3.2.0"))
+            .filter_map(|day| day.version.as_deref())
+            .filter(|version| version_key(version) < version_key("3.2.0"))
             .count() as i64;
         some_older |= expected_older > 0;
         assert_eq!(
@@ -672,6 +751,7 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
     let mut paths: HashMap<(String, String, String), PathStats> = HashMap::new();
     let mut arrivals: HashMap<(String, String), Vec<f64>> = HashMap::new();
     for ((instance, family), mut list) in by_instance {
+        list.retain(|r| r.report.version.is_some());
         list.sort_by_key(|r| order(r));
         for pair in list.windows(2) {
             let (from, to) = (
@@ -715,22 +795,35 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
             (upgrades as usize, instances as usize),
             (days.len(), who.len())
         );
-        assert_close(
+        assert_eq!(
             median,
-            percentile(days, 0.5),
-            "median days after first seen",
+            published(percentile(days, 0.5)),
+            "median days after first seen"
         );
     }
     let rows: Vec<AdoptionRow> = sqlx::query_as(
         "SELECT product_family, version, first_seen, days_since_previous_release, upgrades,
-                    median_days_to_upgrade, p90_days_to_upgrade, share_within_30_days::float8
+                    median_days_to_upgrade, p90_days_to_upgrade, share_within_30_days::float8,
+                    first_seen_censored
              FROM analytics.release_adoption",
     )
     .fetch_all(&app.pool)
     .await
     .unwrap();
     assert_eq!(rows.len(), model.version_first_seen.len());
-    for (family, version, first_seen, since_previous, upgrades, median, p90, within_30) in rows {
+    assert!(
+        rows.iter().any(|row| row.3.is_some()) && rows.iter().any(|row| row.8),
+        "releases both inside and after the censored start"
+    );
+    for (family, version, first_seen, since_previous, upgrades, median, p90, within_30, censored) in
+        rows
+    {
+        assert_eq!(
+            first_seen,
+            model.version_first_seen
+                [&(ProductFamily::from_name(&family).as_str(), version.clone())]
+        );
+        assert_eq!(censored, model.left_censored(first_seen));
         let family: &str = ProductFamily::from_name(&family).as_str();
         let line = release_line(family, &version);
         let previous = model
@@ -743,7 +836,9 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
             .map(|(_, seen)| *seen);
         assert_eq!(
             since_previous.map(i64::from),
-            previous.map(|seen| (first_seen - seen).num_days()),
+            previous
+                .filter(|seen| !model.left_censored(*seen) && !censored)
+                .map(|seen| (first_seen - seen).num_days()),
             "{family} {version}"
         );
         let mut days = arrivals
@@ -754,8 +849,8 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
         if days.is_empty() {
             assert_eq!((median, p90, within_30), (None, None, None));
         } else {
-            assert_close(median.unwrap(), percentile(&days, 0.5), "median");
-            assert_close(p90.unwrap(), percentile(&days, 0.9), "p90");
+            assert_eq!(median, Some(published(percentile(&days, 0.5))), "median");
+            assert_eq!(p90, Some(published(percentile(&days, 0.9))), "p90");
             let soon = days.iter().filter(|d| **d <= 30.0).count() as i64;
             assert_close(
                 within_30.unwrap(),
@@ -775,7 +870,11 @@ async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
     let today = end_date() + Days::new(1);
     let snapshot = end_date();
     let model = Model::new(&reports, today);
-    let servers = model.pmm_active(snapshot);
+    let servers: Vec<&NewReport> = model
+        .pmm_active(snapshot)
+        .iter()
+        .map(|day| day.latest)
+        .collect();
     assert!(servers.len() > 50, "only {} PMM servers", servers.len());
 
     // pmm_feature_adoption
@@ -866,8 +965,8 @@ async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
             .collect();
         values.sort_by(f64::total_cmp);
         assert_eq!(count_ as usize, values.len(), "{measure}");
-        assert_close(median, percentile(&values, 0.5), "median");
-        assert_close(p90, percentile(&values, 0.9), "p90");
+        assert_eq!(median, published(percentile(&values, 0.5)), "median");
+        assert_eq!(p90, published(percentile(&values, 0.9)), "p90");
         assert_eq!(f64::from(max), *values.last().unwrap());
     }
 
@@ -959,11 +1058,13 @@ async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
     .unwrap();
     let family_active = model.family_active(snapshot);
     let mut pillars: HashMap<(String, String), i64> = HashMap::new();
-    for ((_, family), report) in model.active(snapshot, WINDOW) {
-        if !matches!(family, PMM | "PRODUCT_FAMILY_EVEREST") {
-            *pillars
-                .entry((family.to_owned(), report.report.version.clone().unwrap()))
-                .or_default() += 1;
+    for ((_, family), day) in model.active(snapshot, WINDOW) {
+        if let Some(version) = day
+            .version
+            .clone()
+            .filter(|_| !matches!(family, PMM | "PRODUCT_FAMILY_EVEREST"))
+        {
+            *pillars.entry((family.to_owned(), version)).or_default() += 1;
         }
     }
     assert_eq!(rows.len(), pillars.len());
@@ -985,11 +1086,18 @@ async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
     .await
     .unwrap();
     let mut countries: HashMap<(String, Option<String>), i64> = HashMap::new();
-    for ((_, family), report) in model.active(snapshot, WINDOW) {
+    for ((_, family), day) in model.active(snapshot, WINDOW) {
         *countries
-            .entry((family.to_owned(), report.country_code.clone()))
+            .entry((family.to_owned(), day.country.clone()))
             .or_default() += 1;
     }
+    assert!(
+        model
+            .active(snapshot, WINDOW)
+            .iter()
+            .any(|(_, day)| day.latest.country_code.is_none() && day.country.is_some()),
+        "an instance whose latest report did not resolve holds an earlier country"
+    );
     assert_eq!(rows.len(), countries.len());
     assert!(rows.iter().any(|(_, country, ..)| country.is_none()));
     for (family, country, active, share) in rows {
@@ -1002,11 +1110,15 @@ async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
         );
     }
 
-    // grace_period_by_version
-    let mut grace: HashMap<Option<String>, (i64, i64, i64)> = HashMap::new();
+    // grace_period_by_version: servers first seen in the censored start are only counted apart.
+    let mut grace: HashMap<Option<String>, (i64, i64, i64, i64)> = HashMap::new();
     for ((_, family), report) in &model.first_report {
         if *family == PMM {
             let entry = grace.entry(report.report.version.clone()).or_default();
+            if model.left_censored(report.report.created_at.date_naive()) {
+                entry.3 += 1;
+                continue;
+            }
             entry.0 += 1;
             if let Some(up) = report.report.up_duration_seconds {
                 entry.1 += 1;
@@ -1017,7 +1129,8 @@ async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
         }
     }
     let rows: Vec<GraceRow> = sqlx::query_as(
-        "SELECT pmm_version, new_instances, with_up_duration, first_report_under_24h, share_under_24h::float8
+        "SELECT pmm_version, new_instances, with_up_duration, first_report_under_24h, share_under_24h::float8,
+                left_censored_instances
          FROM analytics.grace_period_by_version",
     )
     .fetch_all(&app.pool)
@@ -1028,14 +1141,26 @@ async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
         rows.iter().any(|row| row.3 > 0),
         "some first reports skip the grace period"
     );
-    for (version, new, with_up, under, share) in rows {
-        let (want_new, want_up, want_under) = grace[&version];
+    assert!(
+        rows.iter().any(|row| row.5 > 0),
+        "the history's start is counted apart"
+    );
+    for (version, new, with_up, under, share, censored) in rows {
+        let (want_new, want_up, want_under, want_censored) = grace[&version];
         assert_eq!(
-            (i64::from(new), i64::from(with_up), i64::from(under)),
-            (want_new, want_up, want_under),
+            (
+                i64::from(new),
+                i64::from(with_up),
+                i64::from(under),
+                i64::from(censored)
+            ),
+            (want_new, want_up, want_under, want_censored),
             "{version:?}"
         );
-        assert_close(share.unwrap(), ratio(want_under, want_up), "grace share");
+        match share {
+            Some(share) => assert_close(share, ratio(want_under, want_up), "grace share"),
+            None => assert_eq!(want_up, 0, "{version:?}"),
+        }
     }
     app.cleanup().await;
 }
@@ -1126,7 +1251,8 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
     let row: DayRow =
         sqlx::query_as(
             "SELECT report_count, first_report_at, last_report_at, last_report_id, first_up_duration_seconds,
-                    first_version, version, country_code, alerting_enabled, mysql_versions, grafana_users
+                    first_version, version, extra_versions, country_code, alerting_enabled, mysql_versions,
+                    grafana_users
              FROM analytics.instance_days WHERE instance_id = $1",
         )
         .bind(server)
@@ -1143,6 +1269,8 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
             Some(100),
             Some("3.0.0".to_owned()),
             Some("3.2.0".to_owned()),
+            // The noon report's version, neither the day's first nor its last, is kept too.
+            Some(vec!["3.1.0".to_owned()]),
             // The evening report did not resolve to a country: the latest one that did counts.
             Some("DE".to_owned()),
             Some(false),
@@ -1235,22 +1363,201 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
         stale, 1,
         "noted in the last 10 minutes, so kept for the next refresh too"
     );
-    let grace: Vec<(String, i32, i32)> = sqlx::query_as(
-        "SELECT pmm_version, new_instances, first_report_under_24h FROM analytics.grace_period_by_version
-         ORDER BY pmm_version",
+    // The history now starts on 5 January: the late server's first report is in its censored
+    // first 30 days and counts apart.
+    let grace: Vec<(String, i32, i32, i32)> = sqlx::query_as(
+        "SELECT pmm_version, new_instances, first_report_under_24h, left_censored_instances
+         FROM analytics.grace_period_by_version ORDER BY pmm_version",
     )
     .fetch_all(&app.pool)
     .await
     .unwrap();
     assert_eq!(
         grace,
-        vec![("3.0.0".to_owned(), 1, 1), ("3.2.0".to_owned(), 1, 1)]
+        vec![("3.0.0".to_owned(), 1, 1, 0), ("3.2.0".to_owned(), 0, 0, 1)]
     );
 
     // Refreshing again changes nothing.
     let before = rollups(&app.pool).await;
     store::refresh_rollups(&app.pool, today).await.unwrap();
     assert_eq!(rollups(&app.pool).await, before);
+    app.cleanup().await;
+}
+
+/// One GenericReport request body with one report; no version metric when `version` is None.
+fn report_body(instance: Uuid, family: ProductFamily, at: &str, version: Option<&str>) -> String {
+    let metrics: Vec<serde_json::Value> = version
+        .map(|version| serde_json::json!({"key": family.version_metric_key(), "value": version}))
+        .into_iter()
+        .collect();
+    serde_json::json!({"reports": [{
+        "id": Uuid::new_v4().to_string(),
+        "createTime": at,
+        "instanceId": instance.to_string(),
+        "productFamily": family.as_str(),
+        "metrics": metrics,
+    }]})
+    .to_string()
+}
+
+/// The three paths one report a day never takes, through the HTTP API: an instance whose latest
+/// report did not resolve to a country, two reports of one instance on one day, a latest report
+/// without a version. Each view must do what its comment says.
+#[tokio::test]
+async fn views_keep_their_promises_on_repeated_versionless_and_unresolved_reports() {
+    let app = TestApp::spawn_with(|config| {
+        config.retention_interval_secs = 0;
+        config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let resolved = "8.8.8.8";
+    let unresolved = "10.1.2.3";
+    let send = |instance: Uuid,
+                family: ProductFamily,
+                at: &'static str,
+                version: Option<&'static str>,
+                from: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .post_report_from(report_body(instance, family, at, version), from)
+                .await;
+            assert_eq!(response.status().as_u16(), 200, "{at}");
+        }
+    };
+    let (pmm, ps) = (ProductFamily::Pmm, ProductFamily::Ps);
+    let [a, b, c, e, old] = [(); 5].map(|_| Uuid::new_v4());
+    // The history starts on 1 October, so that late November is past its censored start.
+    send(old, ps, "2026-10-01T10:00:00Z", Some("8.0.36-28"), resolved).await;
+    // 1: resolves on the 27th, not on the 30th.
+    send(a, pmm, "2026-11-27T08:00:00Z", Some("3.3.0"), resolved).await;
+    send(a, pmm, "2026-11-30T09:00:00Z", Some("3.3.0"), unresolved).await;
+    // 2: 3.4.0 in the morning and 3.6.0 in the evening of the 29th.
+    send(b, pmm, "2026-11-20T10:00:00Z", Some("3.3.0"), resolved).await;
+    send(b, pmm, "2026-11-29T08:00:00Z", Some("3.4.0"), resolved).await;
+    send(b, pmm, "2026-11-29T20:00:00Z", Some("3.6.0"), resolved).await;
+    send(c, pmm, "2026-11-20T11:00:00Z", Some("3.3.0"), resolved).await;
+    send(c, pmm, "2026-11-30T10:00:00Z", Some("3.5.0"), resolved).await;
+    // 3: the latest report carries no version.
+    send(e, pmm, "2026-11-25T12:00:00Z", Some("3.3.0"), resolved).await;
+    send(e, pmm, "2026-11-30T12:00:00Z", None, resolved).await;
+    let today = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    store::refresh_rollups(&app.pool, today).await.unwrap();
+
+    // 1
+    let countries: Vec<(Option<String>, i32)> = sqlx::query_as(
+        "SELECT country_code, active_instances FROM analytics.countries WHERE product_family = $1",
+    )
+    .bind(PMM)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(countries, vec![(Some("US".to_owned()), 4)]);
+    let held: (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT country_code, version FROM instances WHERE instance_id = $1")
+            .bind(a)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(held, (Some("US".to_owned()), Some("3.3.0".to_owned())));
+
+    // 2
+    let releases: Vec<(String, NaiveDate, Option<NaiveDate>, i32, bool)> = sqlx::query_as(
+        "SELECT version, first_seen, last_reported, active_instances, first_seen_censored
+         FROM analytics.releases WHERE product_family = $1 ORDER BY version_sort_key(version)",
+    )
+    .bind(PMM)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+    assert_eq!(
+        releases,
+        vec![
+            ("3.3.0".to_owned(), day(20), Some(day(30)), 2, false),
+            ("3.4.0".to_owned(), day(29), Some(day(29)), 0, false),
+            ("3.5.0".to_owned(), day(30), Some(day(30)), 1, false),
+            ("3.6.0".to_owned(), day(29), Some(day(29)), 1, false),
+        ]
+    );
+    let adoption: Vec<(String, Option<i32>, i64)> = sqlx::query_as(
+        "SELECT version, days_since_previous_release, upgrades FROM analytics.release_adoption
+         WHERE product_family = $1 ORDER BY version_sort_key(version)",
+    )
+    .bind(PMM)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        adoption,
+        vec![
+            ("3.3.0".to_owned(), None, 0),
+            ("3.4.0".to_owned(), Some(9), 1),
+            ("3.5.0".to_owned(), Some(1), 1),
+            ("3.6.0".to_owned(), Some(-1), 1),
+        ]
+    );
+    let uptake_weeks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM analytics.release_uptake_weekly WHERE product_family = $1 AND version = '3.4.0'",
+    )
+    .bind(PMM)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(uptake_weeks, 2, "the weeks of 23 and 30 November");
+
+    // 3
+    let shares: f64 = sqlx::query_scalar(
+        "SELECT sum(share_of_family)::float8 FROM analytics.releases WHERE product_family = $1",
+    )
+    .bind(PMM)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_close(shares, 1.0, "PMM shares");
+    let version: Option<String> =
+        sqlx::query_scalar("SELECT version FROM instances WHERE instance_id = $1")
+            .bind(e)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(version.as_deref(), Some("3.3.0"));
+
+    // An incremental refresh whose window starts after an instance's last version and country
+    // looks further back for them, and agrees with a rebuild from scratch.
+    sqlx::query("UPDATE reports SET received_at = received_at - interval '1 day'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE analytics.rollup_state SET refreshed_at = refreshed_at - interval '1 hour'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    send(old, ps, "2026-12-05T10:00:00Z", None, unresolved).await;
+    let later = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
+    let refresh = store::refresh_rollups(&app.pool, later).await.unwrap();
+    assert_eq!(
+        refresh.ranges[0].from, today,
+        "only the days since the last refresh"
+    );
+    let ps_on_5th: (Option<String>, String) = sqlx::query_as(
+        "SELECT c.country_code, v.version FROM analytics.countries_daily c
+         JOIN analytics.daily_versions v USING (day, product_family)
+         WHERE c.day = '2026-12-05' AND c.product_family = 'PRODUCT_FAMILY_PS' AND v.active_instances > 0",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(ps_on_5th, (Some("US".to_owned()), "8.0.36-28".to_owned()));
+    let incremental = rollups(&app.pool).await;
+    sqlx::query("DELETE FROM analytics.rollup_state")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    store::refresh_rollups(&app.pool, later).await.unwrap();
+    assert_eq!(rollups(&app.pool).await, incremental);
     app.cleanup().await;
 }
 

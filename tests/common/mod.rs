@@ -182,6 +182,23 @@ impl TestApp {
             .expect("request reaches the service")
     }
 
+    /// POSTs a body to the GenericReport endpoint as if relayed by a proxy for `client_address`;
+    /// the service must trust loopback proxies (`trusted_proxies`).
+    pub async fn post_report_from(
+        &self,
+        body: impl Into<reqwest::Body>,
+        client_address: &str,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/telemetry/GenericReport"))
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", client_address)
+            .body(body)
+            .send()
+            .await
+            .expect("request reaches the service")
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
             .fetch_one(&self.pool)
