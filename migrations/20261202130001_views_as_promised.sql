@@ -7,7 +7,7 @@
 --     keeps the versions of a day's other reports, so a release installed and replaced within hours
 --     is in releases, release_uptake_weekly and release_adoption.
 --   - analytics.history_start() is the first day of the history; the views mark the figures its
---     first 30 days leave uncertain (left-censored), because installations that existed before it
+--     first 29 days leave uncertain (left-censored), because installations that existed before it
 --     show up there as new.
 --   - Published percentiles are rounded (analytics.round_percentile).
 -- Existing rollups were built by the old rules: they are rebuilt from scratch by the next refresh.
@@ -344,7 +344,7 @@ SELECT a.day, a.product_family, a.active_instances, a.reporting_instances, a.new
 FROM analytics.daily_activity a
 CROSS JOIN analytics.rollup_state s;
 COMMENT ON COLUMN analytics.active_instances_daily.left_censored IS
-    'True in the first 30 days of the history (analytics.left_censored()): active_instances may miss '
+    'True in the first 29 days of the history (analytics.left_censored()): active_instances may miss '
     'instances that were active before the history began, and new_instances counts installations '
     'older than the history (on its first day, every one that reports).';
 
@@ -367,7 +367,7 @@ LEFT JOIN analytics.daily_activity e
 LEFT JOIN analytics.period_activity p
        ON p.period = 'week' AND p.period_start = w.week_start AND p.product_family = w.product_family;
 COMMENT ON COLUMN analytics.active_instances_weekly.left_censored IS
-    'True when the week has a day in the first 30 days of the history (analytics.left_censored()): '
+    'True when the week has a day in the first 29 days of the history (analytics.left_censored()): '
     'new_instances then counts installations older than the history.';
 
 CREATE OR REPLACE VIEW analytics.active_instances_monthly AS
@@ -390,7 +390,7 @@ LEFT JOIN analytics.daily_activity e
 LEFT JOIN analytics.period_activity p
        ON p.period = 'month' AND p.period_start = m.month_start AND p.product_family = m.product_family;
 COMMENT ON COLUMN analytics.active_instances_monthly.left_censored IS
-    'True when the month has a day in the first 30 days of the history (analytics.left_censored()): '
+    'True when the month has a day in the first 29 days of the history (analytics.left_censored()): '
     'new_instances then counts installations older than the history.';
 
 CREATE OR REPLACE VIEW analytics.releases AS
@@ -421,7 +421,7 @@ COMMENT ON COLUMN analytics.releases.active_instances IS
 COMMENT ON COLUMN analytics.releases.peak_active_instances IS
     'Most active instances that ran it on any day; 0 for a version no instance kept until the end of a day.';
 COMMENT ON COLUMN analytics.releases.first_seen_censored IS
-    'True when first_seen falls in the first 30 days of the history (analytics.left_censored()): the '
+    'True when first_seen falls in the first 29 days of the history (analytics.left_censored()): the '
     'version may have been in use before the history began.';
 
 CREATE OR REPLACE VIEW analytics.release_uptake_weekly AS
@@ -451,7 +451,7 @@ LEFT JOIN analytics.daily_activity a
 COMMENT ON COLUMN analytics.release_uptake_weekly.first_seen IS
     'First UTC day any instance reported this version, in any report.';
 COMMENT ON COLUMN analytics.release_uptake_weekly.first_seen_censored IS
-    'True when first_seen falls in the first 30 days of the history (analytics.left_censored()): '
+    'True when first_seen falls in the first 29 days of the history (analytics.left_censored()): '
     'weeks_since_first_seen may count from too late a week.';
 
 CREATE OR REPLACE VIEW analytics.product_lines_daily AS
@@ -558,7 +558,7 @@ COMMENT ON COLUMN analytics.release_adoption.median_days_to_upgrade IS
 COMMENT ON COLUMN analytics.release_adoption.p90_days_to_upgrade IS
     '90th percentile of days from first_seen to an upgrade (to one decimal).';
 COMMENT ON COLUMN analytics.release_adoption.first_seen_censored IS
-    'True when first_seen falls in the first 30 days of the history (analytics.left_censored()): the '
+    'True when first_seen falls in the first 29 days of the history (analytics.left_censored()): the '
     'release may be older, and the days to upgrade then count from too late a day.';
 
 CREATE OR REPLACE VIEW analytics.grace_period_by_version AS
@@ -580,12 +580,12 @@ GROUP BY n.first_version;
 COMMENT ON VIEW analytics.grace_period_by_version IS
     'Grace-period check: of the new PMM servers, by the version in their first report, how many sent that '
     'first report with UpDuration under 24 hours, i.e. without waiting for the documented grace period. '
-    'Servers first seen in the first 30 days of the history are left out (left_censored_instances): '
+    'Servers first seen in the first 29 days of the history are left out (left_censored_instances): '
     'they may be older installations whose first report here is not their first.';
 COMMENT ON COLUMN analytics.grace_period_by_version.new_instances IS
     'New PMM instances whose first report had this version (left-censored days left out).';
 COMMENT ON COLUMN analytics.grace_period_by_version.left_censored_instances IS
-    'PMM instances with this first version first seen in the first 30 days of the history '
+    'PMM instances with this first version first seen in the first 29 days of the history '
     '(analytics.left_censored()), left out of the other columns.';
 
 -- Built by the rules above from scratch: the next refresh sees no state and rebuilds every day.

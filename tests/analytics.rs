@@ -1364,7 +1364,7 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
         "noted in the last 10 minutes, so kept for the next refresh too"
     );
     // The history now starts on 5 January: the late server's first report is in its censored
-    // first 30 days and counts apart.
+    // first 29 days and counts apart.
     let grace: Vec<(String, i32, i32, i32)> = sqlx::query_as(
         "SELECT pmm_version, new_instances, first_report_under_24h, left_censored_instances
          FROM analytics.grace_period_by_version ORDER BY pmm_version",
