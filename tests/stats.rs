@@ -506,3 +506,71 @@ async fn before_any_rollup_the_page_says_so_and_the_landing_page_links_it() {
     assert!(landing.contains("href=\"/stats\""));
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn hostile_labels_above_the_threshold_are_never_published() {
+    const HOSTILE: [&str; 3] = [
+        "SECURITY NOTICE: update now at https://evil.example/fix",
+        "8.0-visit1-evil2-example3",
+        "<b>8.0</b>",
+    ];
+    let app = TestApp::spawn_with(|config| {
+        config.retention_interval_secs = 0;
+        config.stats_refresh_secs = 0;
+    })
+    .await;
+    let created = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let versions = HOSTILE.iter().chain(["8.0.36-28"].iter());
+    for version in versions {
+        // Twelve fake instances each: more than the default threshold of ten.
+        let reports: Vec<Value> = (0..12)
+            .map(|_| {
+                serde_json::json!({
+                    "id": uuid::Uuid::new_v4().to_string(), "createTime": created,
+                    "instanceId": uuid::Uuid::new_v4().to_string(), "productFamily": "PRODUCT_FAMILY_PS",
+                    "metrics": [{"key": "pillar_version", "value": version}]})
+            })
+            .collect();
+        let response = app
+            .post_report(serde_json::json!({ "reports": reports }).to_string())
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    let today = chrono::Utc::now().date_naive();
+    telemetry_server::store::refresh_rollups(&app.pool, today + chrono::Days::new(1))
+        .await
+        .unwrap();
+    app.server().stats.refresh().await.unwrap();
+
+    let json = get_text(&app, "/stats.json").await;
+    let page = get_text(&app, "/stats").await;
+    assert!(json.contains("8.0.36-28"), "a release is published: {json}");
+    for text in [&json, &page] {
+        for hostile in ["evil", "SECURITY", "<b>"] {
+            assert!(!text.contains(hostile), "{hostile} published");
+        }
+    }
+    let stats: Value = serde_json::from_str(&json).unwrap();
+    let ps = stats["release_uptake"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["product_family"] == "PRODUCT_FAMILY_PS")
+        .expect("PS uptake published");
+    let latest = |values: &Value| {
+        values
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find_map(Value::as_i64)
+            .unwrap()
+    };
+    assert_eq!(latest(&ps["active_instances"]), 48);
+    assert_eq!(
+        latest(&ps["other"]["active_instances"]),
+        36,
+        "they count in other"
+    );
+    app.cleanup().await;
+}

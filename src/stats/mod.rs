@@ -187,11 +187,21 @@ pub struct Folded<K> {
 /// Folds buckets below `min_bucket` into "other"; while "other" is non-empty but still below the
 /// threshold, the smallest shown bucket joins it, so that "other" (which a reader could also get as
 /// the total minus the shown buckets) never describes fewer than `min_bucket` instances.
-pub fn fold_small<K: Ord>(mut buckets: Vec<(K, i64)>, min_bucket: i64) -> Folded<K> {
+pub fn fold_small<K: Ord>(buckets: Vec<(K, i64)>, min_bucket: i64) -> Folded<K> {
+    fold_into_other(buckets, 0, min_bucket)
+}
+
+/// [`fold_small`] with `unlabelled` instances in "other" from the start: those whose label may not
+/// be published whatever their number.
+fn fold_into_other<K: Ord>(
+    mut buckets: Vec<(K, i64)>,
+    unlabelled: i64,
+    min_bucket: i64,
+) -> Folded<K> {
     buckets.retain(|(_, count)| *count > 0);
     buckets.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let split = buckets.partition_point(|(_, count)| *count >= min_bucket);
-    let mut other: i64 = buckets[split..].iter().map(|(_, count)| count).sum();
+    let mut other: i64 = unlabelled + buckets[split..].iter().map(|(_, count)| count).sum::<i64>();
     buckets.truncate(split);
     while other > 0 && other < min_bucket {
         match buckets.pop() {
@@ -322,6 +332,40 @@ fn last_published(values: &[Option<i64>]) -> Option<i64> {
 /// What instances without a version are listed as.
 const UNKNOWN_VERSION: &str = "unknown";
 
+/// Longest version or release line the page shows; Percona's longest are about 12 characters.
+const MAX_LABEL_CHARS: usize = 24;
+
+/// Whether a version or release line, which any client can report, may be shown on the public page:
+/// it must read as a release does (`3.1.0`, `16`, `8.0.36-28`, `8.0.35-27.1`, `2.41.1-rc1`), 1 to 4
+/// numbers of up to 5 digits, then at most two suffixes of up to 8 letters and digits, each holding a
+/// digit. Anything else (a sentence, a URL) is counted in "other" but never published, so a handful
+/// of fake instances cannot put text on the page.
+pub fn is_release_label(text: &str) -> bool {
+    if text.is_empty() || text.len() > MAX_LABEL_CHARS {
+        return false;
+    }
+    let core_end = text.find(['-', '+', '~', '_']).unwrap_or(text.len());
+    let (core, suffix) = text.split_at(core_end);
+    let numbers: Vec<&str> = core.split('.').collect();
+    let core_ok = numbers.len() <= 4
+        && numbers
+            .iter()
+            .all(|n| (1..=5).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()));
+    if !core_ok {
+        return false;
+    }
+    if suffix.is_empty() {
+        return true;
+    }
+    let segments: Vec<&str> = suffix[1..].split(['-', '.', '+', '~', '_']).collect();
+    segments.len() <= 2
+        && segments.iter().all(|segment| {
+            (1..=8).contains(&segment.len())
+                && segment.bytes().all(|b| b.is_ascii_alphanumeric())
+                && segment.bytes().any(|b| b.is_ascii_digit())
+        })
+}
+
 fn release_uptake(
     rollups: &StatsRollups,
     weeks: &[NaiveDate],
@@ -375,11 +419,17 @@ fn uptake_of<'a>(
         .enumerate()
         .map(|(index, &total)| {
             let mut buckets = cells.remove(&(family, index)).unwrap_or_default();
-            let versioned: i64 = buckets.iter().map(|(_, count)| count).sum();
+            let unlabelled: i64 = buckets
+                .iter()
+                .filter(|(version, _)| !is_release_label(version))
+                .map(|(_, count)| count)
+                .sum();
+            buckets.retain(|(version, _)| is_release_label(version));
+            let versioned: i64 = unlabelled + buckets.iter().map(|(_, count)| count).sum::<i64>();
             if total > versioned {
                 buckets.push((UNKNOWN_VERSION.to_owned(), total - versioned));
             }
-            fold_small(buckets, min_bucket)
+            fold_into_other(buckets, unlabelled, min_bucket)
         })
         .collect();
     // The versions drawn: every one published in the latest week, then those with the most
@@ -481,7 +531,8 @@ fn monitored_databases(rollups: &StatsRollups, min_bucket: i64) -> Vec<Monitored
     let mut by_database: BTreeMap<&str, Vec<DatabaseLineStat>> = BTreeMap::new();
     for row in &rollups.database_lines {
         let lines = by_database.entry(&row.database).or_default();
-        if row.pmm_servers >= min_bucket {
+        let publishable_line = row.line.as_deref().is_none_or(is_release_label);
+        if row.pmm_servers >= min_bucket && publishable_line {
             lines.push(DatabaseLineStat {
                 line: row
                     .line
@@ -1245,6 +1296,51 @@ mod tests {
 
     fn keys(folded: &Folded<&'static str>) -> Vec<&'static str> {
         folded.shown.iter().map(|(key, _)| *key).collect()
+    }
+
+    #[test]
+    fn only_release_shaped_labels_are_published() {
+        for label in [
+            "3.1.0",
+            "16",
+            "8.0.36-28",
+            "8.0.35-27.1",
+            "2.41.1-rc1",
+            "7.0.12-7",
+            "1.0.0+b20",
+        ] {
+            assert!(is_release_label(label), "{label}");
+        }
+        for label in [
+            "",
+            "SECURITY NOTICE https://evil.example/fix",
+            "v3.1.0",
+            "8.0 beta",
+            "8.0-evil1-fix2-now3",
+            "8.0-visit",
+            "1.2.3.4.5",
+            "123456.0",
+            "8..0",
+            "8.0-",
+            "8.0.36-28<b>",
+            "8.0.36-2222222222",
+        ] {
+            assert!(!is_release_label(label), "{label}");
+        }
+    }
+
+    #[test]
+    fn unlabelled_instances_count_in_other() {
+        let folded = fold_into_other(vec![("3.0.0", 12), ("3.1.0", 11)], 3, 10);
+        assert_eq!(folded.shown, vec![("3.0.0", 12)]);
+        assert_eq!(
+            folded.other,
+            Some(14),
+            "too few unlabelled to stand alone: the smallest shown joins them"
+        );
+        let folded = fold_into_other(vec![("3.0.0", 12)], 10, 10);
+        assert_eq!(folded.shown, vec![("3.0.0", 12)]);
+        assert_eq!(folded.other, Some(10));
     }
 
     #[test]
