@@ -177,6 +177,7 @@ type BackfilledDay = (
     i32,
     Option<String>,
     Option<String>,
+    Option<Vec<String>>,
     Option<bool>,
     Option<Vec<String>>,
 );
@@ -561,6 +562,15 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
                 .iter()
                 .any(|version| Some(version) != day.latest.report.version.as_ref())
     });
+    let versionless_latest = model
+        .days
+        .values()
+        .flat_map(BTreeMap::values)
+        .any(|day| day.latest.report.version.is_none() && day.version.is_some());
+    assert!(
+        versionless_latest,
+        "the history has days whose latest report carried no version after one that did"
+    );
     assert!(
         replaced_within_a_day,
         "the history has versions that were not the last of their day"
@@ -1703,6 +1713,11 @@ async fn migration_folds_reports_stored_before_it() {
             r#"[{"key":"pmm_server_ia_enabled","value":"1"}]"#,
         ),
         (
+            "2026-01-05T08:30:00Z",
+            "3.1.5",
+            r#"[{"key":"pmm_server_ia_enabled","value":"1"}]"#,
+        ),
+        (
             "2026-01-05T09:00:00Z",
             "3.2.0",
             r#"[{"key":"pmm_server_ia_enabled","value":"0"},{"key":"mysql_version","value":"8.4.2-2"}]"#,
@@ -1729,7 +1744,7 @@ async fn migration_folds_reports_stored_before_it() {
     }
     store::MIGRATOR.run(&pool).await.unwrap();
     let days: Vec<BackfilledDay> = sqlx::query_as(
-        "SELECT day, report_count, first_version, version, alerting_enabled, mysql_versions
+        "SELECT day, report_count, first_version, version, extra_versions, alerting_enabled, mysql_versions
              FROM analytics.instance_days ORDER BY day",
     )
     .fetch_all(&pool)
@@ -1740,9 +1755,11 @@ async fn migration_folds_reports_stored_before_it() {
         vec![
             (
                 NaiveDate::from_ymd_opt(2026, 1, 5).unwrap(),
-                2,
+                3,
                 Some("3.1.0".to_owned()),
                 Some("3.2.0".to_owned()),
+                // The middle report's version, found by the later migration that added the column.
+                Some(vec!["3.1.5".to_owned()]),
                 Some(false),
                 Some(vec!["8.4.2-2".to_owned()])
             ),
@@ -1751,6 +1768,7 @@ async fn migration_folds_reports_stored_before_it() {
                 1,
                 Some("3.2.0".to_owned()),
                 Some("3.2.0".to_owned()),
+                None,
                 Some(true),
                 None
             ),
