@@ -4,9 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Extension, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -15,17 +14,17 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sqlx::PgPool;
-use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::body_budget::{self, BodyBudget};
+use crate::body::{self, BodyError};
+use crate::body_budget::{Account, BodyBudget};
 use crate::client_ip::TrustedProxies;
 use crate::geoip::GeoIp;
-use crate::ingest::{self, IngestError, Limits, Report};
+use crate::ingest::{self, IngestError, ProductFamily, Report};
 use crate::legacy;
-use crate::observability;
+use crate::observability::{self, RejectReason};
 use crate::rate_limit::ClientRateLimiter;
 use crate::stats::{self, StatsCache};
 use crate::store::{self, NewReport};
@@ -46,7 +45,8 @@ pub struct AppState {
     pub writer: Writer,
     pub geoip: Arc<GeoIp>,
     pub trusted_proxies: TrustedProxies,
-    pub limits: Limits,
+    /// Largest request body (or gRPC message), once inflated; Percona's front end caps at 10 MiB.
+    pub max_body_bytes: usize,
     pub metrics: PrometheusHandle,
     pub rate_limiter: Option<ClientRateLimiter>,
     pub stats: Arc<StatsCache>,
@@ -57,7 +57,6 @@ pub struct AppState {
 /// Settings that shape the router rather than any one handler.
 #[derive(Clone, Debug)]
 pub struct RouterOptions {
-    pub max_body_bytes: usize,
     /// Where PMM 2's v1 plain-text reports are accepted (`Config::legacy_v1_path`).
     pub legacy_v1_path: String,
     pub request_timeout: Duration,
@@ -73,7 +72,6 @@ pub struct RouterOptions {
 /// The state is behind one `Arc` because every request clones it (more than once, through the
 /// middleware): one reference count instead of a dozen.
 pub fn router(state: Arc<AppState>, options: RouterOptions) -> Router {
-    let max_body_bytes = options.max_body_bytes;
     let post_only = || async { ApiError::MethodNotAllowed { allow: "POST" } };
     let ingest = Router::new()
         .route(
@@ -85,23 +83,19 @@ pub fn router(state: Arc<AppState>, options: RouterOptions) -> Router {
             &options.legacy_v1_path,
             post(legacy_v1_report).fallback(post_only),
         )
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        // Inside the decompression: the budget counts inflated bytes.
+        // Charges the bytes as they arrive; body::read charges what they inflate to.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             charge_body_budget,
         ))
-        .layer(RequestDecompressionLayer::new().gzip(true))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit));
-    // gRPC frames its own messages and compression, so it gets neither layer; tonic enforces the size.
+    // gRPC frames its own messages and compression; tonic enforces the size.
     let grpc = Router::new()
         .route(
             legacy::grpc::REPORT_PATH,
-            post(
-                move |State(state): State<Arc<AppState>>, request: Request| {
-                    legacy::grpc::report(state, max_body_bytes, request)
-                },
-            )
+            post(|State(state): State<Arc<AppState>>, request: Request| {
+                legacy::grpc::report(state, request)
+            })
             .fallback(post_only),
         )
         .layer(middleware::from_fn_with_state(
@@ -167,10 +161,12 @@ async fn generic_report(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Extension(account): Extension<Account>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(ApiError::from)?;
-    let reports = ingest::parse_report_request(&body, &state.limits)?
+    let body = read_body(&state, &headers, &account, body).await?;
+    let reports = ingest::parse_report_request(&body)
+        .map_err(|error| ApiError::invalid_from(error, ingest::product_family_hint(&body)))?
         .into_iter()
         .map(|report| (report, "GenericReport"))
         .collect();
@@ -183,10 +179,12 @@ async fn legacy_report(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Extension(account): Extension<Account>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(ApiError::from)?;
-    let reports = legacy::parse_report_request(&body, &state.limits)?;
+    let body = read_body(&state, &headers, &account, body).await?;
+    let reports = legacy::parse_report_request(&body)
+        .map_err(|error| ApiError::invalid_from(error, Some(ProductFamily::Pmm)))?;
     store_reports(&state, Some(peer.ip()), &headers, reports).await?;
     Ok(empty_json_ok())
 }
@@ -197,10 +195,12 @@ async fn legacy_v1_report(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Extension(account): Extension<Account>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(ApiError::from)?;
-    let report = legacy::v1::parse_v1_report(&body, chrono::Utc::now(), &state.limits)?;
+    let body = read_body(&state, &headers, &account, body).await?;
+    let report = legacy::v1::parse_v1_report(&body, chrono::Utc::now())
+        .map_err(|error| ApiError::invalid_from(error, Some(ProductFamily::Pmm)))?;
     store_reports(
         &state,
         Some(peer.ip()),
@@ -216,6 +216,17 @@ async fn legacy_v1_report(
         )],
     )
         .into_response())
+}
+
+/// The request's body, inflated, within `MAX_BODY_BYTES` and the memory budget.
+async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    account: &Account,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    let charge = |bytes: usize| account.charge(&state.body_budget, bytes);
+    Ok(body::read(headers, body, state.max_body_bytes, charge).await?)
 }
 
 /// What every protocol does with its decoded reports: resolve the sender's country, forget the
@@ -370,9 +381,11 @@ async fn charge_body_budget(
     next: Next,
 ) -> Response {
     let grpc = is_grpc(request.headers());
-    let (request, account) = state.body_budget.charge(request);
+    let (mut request, account) = state.body_budget.charge(request);
+    // The handler charges what a gzip body inflates to to the same account.
+    request.extensions_mut().insert(account.clone());
     let response = next.run(request).await;
-    // The JSON handlers answer 503 themselves (see `From<BytesRejection>`); tonic reads the body of a
+    // The JSON handlers answer 503 themselves (`BodyError::BudgetSpent`); tonic reads the body of a
     // gRPC call itself and reports a failed one as UNKNOWN.
     if account.refused() && response.status() != StatusCode::SERVICE_UNAVAILABLE {
         return ApiError::Busy.into_response_for(grpc);
@@ -409,25 +422,44 @@ async fn count_requests(request: Request, next: Next) -> Response {
     let method = observability::method_label(request.method());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    observability::http_request(
-        &route,
-        method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    let status = response.status().as_u16();
+    observability::http_request(&route, method, status, started.elapsed());
+    if let Some(refused) = response.extensions().get::<Refused>() {
+        log_refusal(&route, status, refused);
+    }
     response
+}
+
+/// What a refused request's response carries to [`count_requests`], which knows the route.
+#[derive(Clone, Copy, Debug)]
+struct Refused {
+    reason: RejectReason,
+    product_family: Option<ProductFamily>,
+}
+
+/// The one line an operator sees for each refused request: never the address, never the body.
+fn log_refusal(route: &str, status: u16, refused: &Refused) {
+    tracing::info!(
+        route,
+        status,
+        reason = refused.reason.as_str(),
+        product_family = refused.product_family.map(ProductFamily::as_str),
+        "request refused"
+    );
 }
 
 /// Every error a client can see, mapped to a status and a grpc-gateway `google.rpc.Status` body in
 /// [`IntoResponse`] below and nowhere else.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The request's content is wrong; the family of the product that sent it, where it could be told.
+    #[error("{error}")]
+    Invalid {
+        error: IngestError,
+        product_family: Option<ProductFamily>,
+    },
     #[error(transparent)]
-    Invalid(#[from] IngestError),
-    #[error("request body is larger than the limit")]
-    BodyTooLarge,
-    #[error("request body could not be read: {0}")]
-    Body(String),
+    Body(#[from] BodyError),
     #[error(transparent)]
     Write(#[from] WriteError),
     #[error("method not allowed; this endpoint accepts {allow}")]
@@ -446,24 +478,32 @@ pub enum ApiError {
     TransferCoding,
 }
 
-impl From<BytesRejection> for ApiError {
-    fn from(rejection: BytesRejection) -> Self {
-        if body_budget::is_budget_spent(&rejection) {
-            Self::Busy
-        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Self::BodyTooLarge
-        } else {
-            Self::Body(rejection.body_text())
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> Self {
+        Self::Invalid {
+            error,
+            product_family: None,
         }
     }
 }
 
 impl ApiError {
+    /// A refusal of what a product of a known family sent.
+    pub fn invalid_from(error: IngestError, product_family: Option<ProductFamily>) -> Self {
+        Self::Invalid {
+            error,
+            product_family,
+        }
+    }
+
     /// The same error for a gRPC caller: the gRPC code paired with the HTTP status below
     /// (InvalidArgument, Unavailable, ...) and the same message.
     pub fn into_grpc_status(self) -> tonic::Status {
-        let (_, code) = self.status_and_code();
-        self.count_rejection();
+        let (status, code) = self.status_and_code();
+        if let Some(refused) = self.refused() {
+            observability::reports_rejected(refused.reason, 1);
+            log_refusal(legacy::grpc::REPORT_PATH, status.as_u16(), &refused);
+        }
         tonic::Status::new(tonic::Code::from_i32(i32::from(code)), self.to_string())
     }
 
@@ -476,41 +516,52 @@ impl ApiError {
         }
     }
 
-    fn count_rejection(&self) {
-        if !matches!(self, Self::MethodNotAllowed { .. } | Self::NotFound) {
-            observability::reports_rejected(self.rejection_reason(), 1);
-        }
+    /// How the refusal is counted and logged; `None` for requests that are not reports at all.
+    fn refused(&self) -> Option<Refused> {
+        let reason = match self {
+            Self::Invalid { error, .. } => error.reason(),
+            Self::Body(BodyError::TooLarge { .. }) => RejectReason::TooLarge,
+            Self::Body(BodyError::InvalidGzip(_)) => RejectReason::InvalidEncoding,
+            Self::Body(BodyError::Unreadable(_)) | Self::TransferCoding => {
+                RejectReason::UnreadableBody
+            }
+            Self::Write(WriteError::Overloaded) => RejectReason::Overloaded,
+            Self::Write(WriteError::Unavailable | WriteError::ShuttingDown) => {
+                RejectReason::Unavailable
+            }
+            Self::Write(WriteError::Failed) => RejectReason::StoreFailed,
+            Self::RateLimited { .. } => RejectReason::RateLimited,
+            Self::Timeout => RejectReason::Timeout,
+            Self::Busy | Self::Body(BodyError::BudgetSpent(_)) => RejectReason::MemoryBudget,
+            Self::MethodNotAllowed { .. } | Self::NotFound => return None,
+        };
+        let product_family = match self {
+            Self::Invalid { product_family, .. } => *product_family,
+            _ => None,
+        };
+        Some(Refused {
+            reason,
+            product_family,
+        })
     }
 
     /// HTTP status and the gRPC code grpc-gateway pairs with it.
     fn status_and_code(&self) -> (StatusCode, u16) {
         match self {
-            Self::Invalid(_) | Self::Body(_) | Self::TransferCoding => (StatusCode::BAD_REQUEST, 3),
-            Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 8),
+            Self::Invalid { .. }
+            | Self::TransferCoding
+            | Self::Body(BodyError::InvalidGzip(_) | BodyError::Unreadable(_)) => {
+                (StatusCode::BAD_REQUEST, 3)
+            }
+            Self::Body(BodyError::TooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, 8),
             Self::Write(WriteError::Failed) => (StatusCode::INTERNAL_SERVER_ERROR, 13),
-            Self::Write(_) | Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, 14),
+            Self::Write(_) | Self::Busy | Self::Body(BodyError::BudgetSpent(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, 14)
+            }
             Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, 12),
             Self::NotFound => (StatusCode::NOT_FOUND, 5),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, 8),
             Self::Timeout => (StatusCode::REQUEST_TIMEOUT, 4),
-        }
-    }
-
-    fn rejection_reason(&self) -> &'static str {
-        match self {
-            Self::Invalid(IngestError::EmptyBody) => "empty_body",
-            Self::Invalid(IngestError::InvalidJson(_)) => "invalid_json",
-            Self::Invalid(IngestError::InvalidField { .. }) => "invalid_field",
-            Self::Invalid(IngestError::TooMany { .. }) => "over_limit",
-            Self::BodyTooLarge => "body_too_large",
-            Self::Body(_) | Self::TransferCoding => "unreadable_body",
-            Self::Write(WriteError::Overloaded) => "overloaded",
-            Self::Write(WriteError::Unavailable | WriteError::ShuttingDown) => "unavailable",
-            Self::Write(WriteError::Failed) => "store_failed",
-            Self::MethodNotAllowed { .. } | Self::NotFound => "not_a_report",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Busy => "memory_budget",
-            Self::Timeout => "timeout",
         }
     }
 }
@@ -518,9 +569,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        self.count_rejection();
+        let refused = self.refused();
         let body = json!({"code": code, "message": self.to_string(), "details": []});
         let mut response = (status, Json(body)).into_response();
+        if let Some(refused) = refused {
+            observability::reports_rejected(refused.reason, 1);
+            response.extensions_mut().insert(refused);
+        }
         let headers = response.headers_mut();
         match self {
             Self::MethodNotAllowed { allow } => {
@@ -529,7 +584,8 @@ impl IntoResponse for ApiError {
             Self::Write(
                 WriteError::Overloaded | WriteError::Unavailable | WriteError::ShuttingDown,
             )
-            | Self::Busy => {
+            | Self::Busy
+            | Self::Body(BodyError::BudgetSpent(_)) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             Self::RateLimited { retry_after_secs } => {

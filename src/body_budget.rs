@@ -78,7 +78,7 @@ struct Charges {
 }
 
 /// What one request holds of the budget; released when the last clone is dropped.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Account(Arc<Mutex<Charges>>);
 
 impl Account {
@@ -94,7 +94,7 @@ impl Account {
     }
 
     /// Charges `bytes` more, or refuses (for good) if the budget cannot hold them.
-    fn charge(&self, budget: &BodyBudget, bytes: usize) -> Result<(), BudgetSpent> {
+    pub fn charge(&self, budget: &BodyBudget, bytes: usize) -> Result<(), BudgetSpent> {
         let mut charges = self.lock();
         if charges.refused {
             return Err(BudgetSpent);

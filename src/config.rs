@@ -11,7 +11,6 @@ use ipnet::IpNet;
 
 use crate::client_ip::{ForwardedHeader, TrustedProxies};
 use crate::connections::ConnectionLimits;
-use crate::ingest::Limits;
 use crate::rate_limit::RateLimitSettings;
 use crate::retention::RetentionSettings;
 use crate::store::DatabaseSettings;
@@ -128,8 +127,10 @@ pub struct Config {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
 
-    /// Largest accepted request body, in bytes (after gzip decompression).
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    /// Largest accepted request body, in bytes, once gzip is inflated (and largest gRPC message): the
+    /// only limit on what a report request may carry, as Percona's front end caps messages at 10 MiB
+    /// and has no other. Larger bodies get 413.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
     /// Request-body bytes (after gzip decompression) all requests together may hold at once; a request
@@ -137,22 +138,6 @@ pub struct Config {
     /// bodies beyond their first 256 KiB, so large bodies cannot crowd out ordinary reports.
     #[arg(long, env = "MAX_BODY_BYTES_IN_FLIGHT", default_value_t = 64 * 1024 * 1024)]
     pub max_body_bytes_in_flight: usize,
-
-    /// Most reports accepted in one request.
-    #[arg(long, env = "MAX_REPORTS_PER_REQUEST", default_value_t = 1000)]
-    pub max_reports_per_request: usize,
-
-    /// Most metrics accepted in one report.
-    #[arg(long, env = "MAX_METRICS_PER_REPORT", default_value_t = 5000)]
-    pub max_metrics_per_report: usize,
-
-    /// Longest accepted metric key, in bytes.
-    #[arg(long, env = "MAX_KEY_BYTES", default_value_t = 256)]
-    pub max_key_bytes: usize,
-
-    /// Longest accepted metric value, in bytes.
-    #[arg(long, env = "MAX_VALUE_BYTES", default_value_t = 64 * 1024)]
-    pub max_value_bytes: usize,
 
     /// Most database connections the service opens.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
@@ -284,15 +269,6 @@ impl Config {
     pub fn geoip_reload_interval(&self) -> Option<Duration> {
         (self.geoip_reload_interval_secs > 0)
             .then(|| Duration::from_secs(self.geoip_reload_interval_secs))
-    }
-
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_reports: self.max_reports_per_request,
-            max_metrics: self.max_metrics_per_report,
-            max_key_bytes: self.max_key_bytes,
-            max_value_bytes: self.max_value_bytes,
-        }
     }
 
     pub fn connection_limits(&self) -> ConnectionLimits {

@@ -5,11 +5,14 @@
 //! behind Percona's grpc-gateway (see `docs/protocol.md`): both JSON and proto field names, enums by
 //! name or number, RFC 3339 timestamps, `null` meaning "unset", unknown fields ignored.
 
+mod scan;
 mod typed;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
+
+use crate::observability::RejectReason;
 
 /// `ProductFamily` from `reporter_api.proto`, in enum-number order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,6 +90,15 @@ impl ProductFamily {
             .unwrap_or(Self::Invalid)
     }
 
+    /// An enum number written as any JSON number with an integral value (`6`, `6.0`, `6e0`), which
+    /// protojson reads as that integer; `None` for a fraction, which it refuses. Numbers no enum
+    /// value has are `Invalid`, like unknown names (a documented leniency: Percona's validator
+    /// refuses them).
+    pub fn from_json_number(number: f64) -> Option<Self> {
+        // The saturating cast maps numbers beyond i64 to no enum value, so to `Invalid`.
+        (number.is_finite() && number.fract() == 0.0).then(|| Self::from_number(number as i64))
+    }
+
     /// The metric that carries the version of the reporting product itself.
     pub fn version_metric_key(self) -> &'static str {
         match self {
@@ -119,26 +131,6 @@ pub struct Report {
     pub metrics: Vec<Metric>,
 }
 
-/// Bounds on what one request may carry; everything beyond is a 400 naming the limit.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    pub max_reports: usize,
-    pub max_metrics: usize,
-    pub max_key_bytes: usize,
-    pub max_value_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_reports: 1000,
-            max_metrics: 5000,
-            max_key_bytes: 256,
-            max_value_bytes: 64 * 1024,
-        }
-    }
-}
-
 /// Why a request body was refused. Every message names what is wrong and where, never who sent it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IngestError {
@@ -148,12 +140,22 @@ pub enum IngestError {
     InvalidJson(String),
     #[error("{path}: {problem}")]
     InvalidField { path: String, problem: String },
-    #[error("{path}: {count} entries exceed the limit of {limit}")]
-    TooMany {
-        path: String,
-        count: usize,
-        limit: usize,
-    },
+    /// protojson's `duplicate field`: one field of a message given twice, under one of its names or
+    /// under both.
+    #[error("{path}: duplicate field {field:?}")]
+    DuplicateField { path: String, field: String },
+}
+
+impl IngestError {
+    /// The class a refusal is counted and logged under.
+    pub fn reason(&self) -> RejectReason {
+        match self {
+            Self::EmptyBody => RejectReason::EmptyBody,
+            Self::InvalidJson(_) => RejectReason::InvalidJson,
+            Self::InvalidField { .. } => RejectReason::InvalidField,
+            Self::DuplicateField { .. } => RejectReason::DuplicateField,
+        }
+    }
 }
 
 pub(crate) fn invalid(path: impl Into<String>, problem: impl Into<String>) -> IngestError {
@@ -163,20 +165,43 @@ pub(crate) fn invalid(path: impl Into<String>, problem: impl Into<String>) -> In
     }
 }
 
-/// Decodes a `ReportRequest` body. One invalid report rejects the whole request, as Percona's validator does.
-pub fn parse_report_request(body: &[u8], limits: &Limits) -> Result<Vec<Report>, IngestError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(IngestError::EmptyBody);
-    }
-    match typed::decode(body, limits) {
+/// Decodes a `ReportRequest` body as Percona's front end does: its first JSON value (an empty body is
+/// an empty request; whatever follows the value is not read), checked by [`scan`], then decoded. One
+/// invalid report rejects the whole request, as Percona's validator does. No limit applies beyond
+/// the body's size: Percona has none, and PMM re-sends a refused report with every later one.
+pub fn parse_report_request(body: &[u8]) -> Result<Vec<Report>, IngestError> {
+    let Some(scanned) = scan::first_value(body)? else {
+        return Ok(Vec::new());
+    };
+    match typed::decode(scanned.value) {
         Some(reports) => Ok(reports),
-        None => parse_report_tree(body, limits),
+        None => parse_report_tree(&scanned.without_unknown_fields()),
     }
 }
 
+/// The product family of a refused request's first report that names one, for the refusal's log
+/// line; `None` when the body does not get that far.
+pub fn product_family_hint(body: &[u8]) -> Option<ProductFamily> {
+    let scanned = scan::first_value(body).ok()??;
+    let Ok(Value::Object(mut request)) =
+        serde_json::from_slice::<Value>(&scanned.without_unknown_fields())
+    else {
+        return None;
+    };
+    let Some(Value::Array(reports)) = request.remove("reports") else {
+        return None;
+    };
+    reports.iter().find_map(|report| {
+        let report = report.as_object()?;
+        let value = nullable(report.get("productFamily").or(report.get("product_family")))?;
+        product_family(value, "").ok()
+    })
+}
+
 /// The decoder that explains: walks the request as a JSON tree, so that a refusal can name the
-/// field at fault and what is wrong with it.
-fn parse_report_tree(body: &[u8], limits: &Limits) -> Result<Vec<Report>, IngestError> {
+/// field at fault and what is wrong with it. It gets the request with the values of unknown fields
+/// already left out ([`scan::Scanned::without_unknown_fields`]): they may nest 10,000 levels deep.
+fn parse_report_tree(body: &[u8]) -> Result<Vec<Report>, IngestError> {
     let document: Value =
         serde_json::from_slice(body).map_err(|e| IngestError::InvalidJson(e.to_string()))?;
     let Value::Object(mut request) = document else {
@@ -194,22 +219,15 @@ fn parse_report_tree(body: &[u8], limits: &Limits) -> Result<Vec<Report>, Ingest
             format!("expected an array, got {}", kind(&reports)),
         ));
     };
-    if reports.len() > limits.max_reports {
-        return Err(IngestError::TooMany {
-            path: "reports".into(),
-            count: reports.len(),
-            limit: limits.max_reports,
-        });
-    }
     reports
         .into_iter()
         .enumerate()
-        .map(|(index, report)| parse_report(report, &format!("reports[{index}]"), limits))
+        .map(|(index, report)| parse_report(report, &format!("reports[{index}]")))
         .collect()
 }
 
 /// Takes the report apart rather than copying out of it: its metrics are most of the body.
-fn parse_report(value: Value, path: &str, limits: &Limits) -> Result<Report, IngestError> {
+fn parse_report(value: Value, path: &str) -> Result<Report, IngestError> {
     let Value::Object(mut report) = value else {
         return Err(invalid(
             path,
@@ -228,7 +246,7 @@ fn parse_report(value: Value, path: &str, limits: &Limits) -> Result<Report, Ing
     };
     let metrics = match take_field(&mut report, "metrics", "metrics", path)? {
         None => Vec::new(),
-        Some(value) => metrics(value, &format!("{path}.metrics"), limits)?,
+        Some(value) => metrics(value, &format!("{path}.metrics"))?,
     };
     Ok(assemble_report(
         report_id,
@@ -273,10 +291,10 @@ pub(crate) fn field<'a>(
     path: &str,
 ) -> Result<Option<&'a Value>, IngestError> {
     match (object.get(json_name), object.get(proto_name)) {
-        (Some(_), Some(_)) if json_name != proto_name => Err(invalid(
-            format!("{path}.{json_name}"),
-            format!("given twice, as {json_name} and as {proto_name}"),
-        )),
+        (Some(_), Some(_)) if json_name != proto_name => Err(IngestError::DuplicateField {
+            path: path.to_owned(),
+            field: proto_name.to_owned(),
+        }),
         (Some(value), _) | (None, Some(value)) => Ok(Some(value)),
         (None, None) => Ok(None),
     }
@@ -348,12 +366,84 @@ pub(crate) fn timestamp(value: &Value, path: &str) -> Result<DateTime<Utc>, Inge
     })
 }
 
-/// protojson's `Timestamp`: RFC 3339 with any offset and 0–9 fraction digits, kept in UTC.
-fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|time| time.with_timezone(&Utc))
+/// protojson's `Timestamp`, as Go's `time.Parse(time.RFC3339Nano, ...)` and protojson's own checks
+/// read it, no more and no less: a four-digit year, two-digit month, day, minute and second (no `:60`),
+/// an hour of one or two digits, an upper-case `T`, a fraction after `.` (at most 9 digits) or `,` (any
+/// number, the tenth on ignored), then `Z` or an offset `±hh:mm` of up to 24:60; the instant, in UTC,
+/// between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+pub(crate) fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    let bytes = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        let part = bytes.get(range)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+    };
+    let year = digits(0..4)?;
+    let month = digits(5..7)?;
+    let day = digits(8..10)?;
+    if bytes.get(4) != Some(&b'-') || bytes.get(7) != Some(&b'-') || bytes.get(10) != Some(&b'T') {
+        return None;
+    }
+    // Go reads the hour ("15" in the layout) with one digit or two.
+    let hour_digits = if bytes.get(12).is_some_and(u8::is_ascii_digit) {
+        2
+    } else {
+        1
+    };
+    let hour = digits(11..11 + hour_digits)?;
+    let rest = &bytes[11 + hour_digits..];
+    if rest.first() != Some(&b':') || rest.get(3) != Some(&b':') {
+        return None;
+    }
+    let at = 11 + hour_digits + 1;
+    let minute = digits(at..at + 2)?;
+    let second = digits(at + 3..at + 5)?;
+    let mut rest = &bytes[at + 5..];
+    let mut nanos = 0;
+    if let [separator @ (b'.' | b','), digit, ..] = rest
+        && digit.is_ascii_digit()
+    {
+        let count = rest[1..].iter().take_while(|b| b.is_ascii_digit()).count();
+        // protojson refuses more than nine digits after a '.'; Go ignores those after the ninth.
+        if *separator == b'.' && count > 9 {
+            return None;
+        }
+        let kept = &rest[1..1 + count.min(9)];
+        let value = kept.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'));
+        nanos = value * 10u32.pow(9 - u32::try_from(kept.len()).ok()?);
+        rest = &rest[1 + count..];
+    }
+    let offset_seconds = match rest {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let two = |a: &u8, b: &u8| {
+                (a.is_ascii_digit() && b.is_ascii_digit())
+                    .then(|| i64::from((a - b'0') * 10 + (b - b'0')))
+            };
+            let (hours, minutes) = (two(h1, h2)?, two(m1, m2)?);
+            if hours > 24 || minutes > 60 {
+                return None;
+            }
+            let seconds = (hours * 60 + minutes) * 60;
+            if *sign == b'-' { -seconds } else { seconds }
+        }
+        _ => return None,
+    };
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
+    let local = date.and_hms_nano_opt(hour, minute, second, nanos)?;
+    let utc = local.and_utc() - chrono::Duration::seconds(offset_seconds);
+    (MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS)
+        .contains(&utc.timestamp())
+        .then_some(utc)
 }
+
+/// protojson's range for `google.protobuf.Timestamp`: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
+const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
 
 fn product_family(value: &Value, path: &str) -> Result<ProductFamily, IngestError> {
     match value {
@@ -361,6 +451,7 @@ fn product_family(value: &Value, path: &str) -> Result<ProductFamily, IngestErro
         Value::Number(number) => number
             .as_i64()
             .map(ProductFamily::from_number)
+            .or_else(|| number.as_f64().and_then(ProductFamily::from_json_number))
             .ok_or_else(|| invalid(path, format!("{number} is not an enum number"))),
         other => Err(invalid(
             path,
@@ -369,20 +460,13 @@ fn product_family(value: &Value, path: &str) -> Result<ProductFamily, IngestErro
     }
 }
 
-fn metrics(value: Value, path: &str, limits: &Limits) -> Result<Vec<Metric>, IngestError> {
+fn metrics(value: Value, path: &str) -> Result<Vec<Metric>, IngestError> {
     let Value::Array(entries) = value else {
         return Err(invalid(
             path,
             format!("expected an array, got {}", kind(&value)),
         ));
     };
-    if entries.len() > limits.max_metrics {
-        return Err(IngestError::TooMany {
-            path: path.into(),
-            count: entries.len(),
-            limit: limits.max_metrics,
-        });
-    }
     // Paths are spelled out only for an error: a report may carry thousands of metrics.
     entries
         .into_iter()
@@ -395,8 +479,8 @@ fn metrics(value: Value, path: &str, limits: &Limits) -> Result<Vec<Metric>, Ing
                     format!("expected an object, got {}", kind(&entry)),
                 ));
             };
-            let key = string_or_empty(&mut entry, "key", entry_path, limits.max_key_bytes)?;
-            let value = string_or_empty(&mut entry, "value", entry_path, limits.max_value_bytes)?;
+            let key = string_or_empty(&mut entry, "key", entry_path)?;
+            let value = string_or_empty(&mut entry, "value", entry_path)?;
             Ok(Metric { key, value })
         })
         .collect()
@@ -406,38 +490,15 @@ fn string_or_empty(
     object: &mut Map<String, Value>,
     name: &str,
     path: impl Fn() -> String,
-    max_bytes: usize,
 ) -> Result<String, IngestError> {
     match object.remove(name) {
         None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(text)) => {
-            check_text(&text, max_bytes, || format!("{}.{name}", path()))?;
-            Ok(text)
-        }
+        Some(Value::String(text)) => Ok(text),
         Some(other) => Err(invalid(
             format!("{}.{name}", path()),
             format!("expected a string, got {}", kind(&other)),
         )),
     }
-}
-
-/// Refuses a metric key or value that is over its limit or that could not be stored as sent.
-pub(crate) fn check_text(
-    text: &str,
-    max_bytes: usize,
-    path: impl FnOnce() -> String,
-) -> Result<(), IngestError> {
-    if text.len() > max_bytes {
-        return Err(invalid(
-            path(),
-            format!("{} bytes exceed the limit of {max_bytes} bytes", text.len()),
-        ));
-    }
-    // PostgreSQL text and jsonb cannot hold U+0000, so such a value could never be stored as sent.
-    if text.contains('\0') {
-        return Err(invalid(path(), "contains a NUL character"));
-    }
-    Ok(())
 }
 
 fn metric_value<'a>(metrics: &'a [Metric], key: &str) -> Option<&'a str> {
@@ -495,7 +556,259 @@ pub(crate) fn quoted_excerpt(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    #[test]
+    fn timestamps_as_protojson_reads_them() {
+        let at = |text: &str| parse_timestamp(text).map(|time| time.to_rfc3339());
+        for (text, expected) in [
+            ("2025-03-14T09:12:45Z", "2025-03-14T09:12:45+00:00"),
+            (
+                "2025-03-14T09:12:45.318461902Z",
+                "2025-03-14T09:12:45.318461902+00:00",
+            ),
+            (
+                "2024-09-03T11:45:02.4173582+02:00",
+                "2024-09-03T09:45:02.417358200+00:00",
+            ),
+            // Go's parser: a one-digit hour, a comma before the fraction (any number of digits,
+            // the tenth on ignored), offsets up to 24:60.
+            ("2025-03-14T9:12:45Z", "2025-03-14T09:12:45+00:00"),
+            (
+                "2025-03-14T09:12:45,1234567891234Z",
+                "2025-03-14T09:12:45.123456789+00:00",
+            ),
+            ("2025-03-14T09:12:45+24:60", "2025-03-13T08:12:45+00:00"),
+            ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00+00:00"),
+            (
+                "9999-12-31T23:59:59.999999999Z",
+                "9999-12-31T23:59:59.999999999+00:00",
+            ),
+            ("2024-02-29T00:00:00Z", "2024-02-29T00:00:00+00:00"),
+        ] {
+            assert_eq!(at(text).as_deref(), Some(expected), "{text}");
+        }
+        for text in [
+            "2025-03-14t09:12:45Z",
+            "2025-03-14T09:12:45z",
+            "2025-03-14 09:12:45Z",
+            "2025-03-14T09:12:60Z",
+            "2025-03-14T09:12:45.1234567891Z",
+            "0000-12-31T00:00:00Z",
+            "10000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59-01:00",
+            "0001-01-01T00:00:00+01:00",
+            "2025-02-29T00:00:00Z",
+            "2025-03-14T24:00:00Z",
+            "2025-03-14T09:12:45+25:00",
+            "2025-03-14T09:12:45+0100",
+            "2025-03-14T09:12:45",
+            "2025-03-14T09:12:45.Z",
+            "2025-3-14T09:12:45Z",
+            "+025-03-14T09:12:45Z",
+            "2025-03-14T09:12:45Z ",
+        ] {
+            assert_eq!(at(text), None, "{text}");
+        }
+    }
+
+    /// One part of a generated request, and whether the documented rules (docs/protocol.md,
+    /// "Percona accepts / we accept") let it through.
+    #[derive(Clone, Debug)]
+    struct Part {
+        bytes: Vec<u8>,
+        valid: bool,
+    }
+
+    fn part(text: &str, valid: bool) -> Part {
+        Part {
+            bytes: text.as_bytes().to_vec(),
+            valid,
+        }
+    }
+
+    fn one_of(parts: Vec<Part>) -> impl Strategy<Value = Part> {
+        prop::sample::select(parts)
+    }
+
+    const ID: &str = r#""id":"6f1f4b48-5a4e-4a2f-9d0c-2a3b4c5d6e7f""#;
+    const INSTANCE: &str = r#""instanceId":"0b5e1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d""#;
+    const TIME: &str = r#""createTime":"2025-03-14T09:12:45Z""#;
+
+    fn create_time() -> impl Strategy<Value = Part> {
+        one_of(vec![
+            part(TIME, true),
+            part(r#""create_time":"2025-03-14T09:12:45.5+02:00""#, true),
+            part(r#""createTime":"2025-03-14T9:12:45,0123456789Z""#, true),
+            part(r#""createTime":"2025-03-14t09:12:45Z""#, false),
+            part(r#""createTime":"2025-03-14T09:12:45z""#, false),
+            part(r#""createTime":"2025-03-14 09:12:45Z""#, false),
+            part(r#""createTime":"2025-03-14T09:12:60Z""#, false),
+            part(r#""createTime":"2025-03-14T09:12:45.0123456789Z""#, false),
+            part(r#""createTime":"0000-01-01T00:00:00Z""#, false),
+            part(r#""createTime":"10000-01-01T00:00:00Z""#, false),
+            part(r#""createTime":null"#, false),
+            part(
+                &format!(r#"{TIME},"create_time":"2025-03-14T09:12:45Z""#),
+                false,
+            ),
+            part(&format!("{TIME},{TIME}"), false),
+        ])
+    }
+
+    fn identity() -> impl Strategy<Value = Part> {
+        one_of(vec![
+            part(&format!("{ID},{INSTANCE}"), true),
+            part(
+                r#""instance_id":"{0B5E1C2D-3E4F-4A5B-8C6D-7E8F9A0B1C2D}","id":"6f1f4b485a4e4a2f9d0c2a3b4c5d6e7f""#,
+                true,
+            ),
+            part(&format!(r#""id":"",{INSTANCE}"#), false),
+            part(&format!(r#""id":12,{INSTANCE}"#), false),
+            part(INSTANCE, false),
+            part(&format!(r#"{ID},"instanceId":"x""#), false),
+            part(&format!("{ID},{ID},{INSTANCE}"), false),
+        ])
+    }
+
+    fn family() -> impl Strategy<Value = Part> {
+        one_of(vec![
+            part("", true),
+            part(r#""productFamily":"PRODUCT_FAMILY_PMM""#, true),
+            part(r#""product_family":"PRODUCT_FAMILY_NEXT""#, true),
+            part(r#""productFamily":6.0"#, true),
+            part(r#""productFamily":6e0"#, true),
+            part(r#""productFamily":99"#, true),
+            part(r#""productFamily":null"#, true),
+            part(r#""productFamily":6.5"#, false),
+            part(r#""productFamily":true"#, false),
+            part(r#""productFamily":1,"product_family":1"#, false),
+        ])
+    }
+
+    fn metric() -> impl Strategy<Value = Part> {
+        one_of(vec![
+            part(r#"{"key":"pillar_version","value":"8.0.36-28"}"#, true),
+            part(r#"{"key":"k\u0000","value":"v\u0000"}"#, true),
+            part(r#"{"value":"only a value"}"#, true),
+            part(r#"{"key":"k","value":null,"extra":{"a":1,"a":2}}"#, true),
+            part("{}", true),
+            part(r#"{"key":"k","value":1}"#, false),
+            part(r#"{"key":"OS","value":"x","value":"y"}"#, false),
+            part(r#"{"key":"a","key":"b"}"#, false),
+            part("null", false),
+            part(r#""k""#, false),
+        ])
+    }
+
+    fn unknown_field() -> impl Strategy<Value = Part> {
+        let nested = |depth: usize| format!(r#""deep":{}{}"#, "[".repeat(depth), "]".repeat(depth));
+        let mut invalid_utf8 = br#""bytes":"a"#.to_vec();
+        invalid_utf8.extend([0xff, b'"']);
+        one_of(vec![
+            part("", true),
+            part(r#""other":{"a":[1,2,{"b":null}],"a":"dup"}"#, true),
+            part(r#""other":"\ud83d\ude00 \u0000""#, true),
+            part(r#""other":1e400"#, true),
+            part(&nested(500), true),
+            // Three levels are taken by the request, its reports and a report.
+            part(&nested(scan::MAX_DEPTH - 3), true),
+            part(&nested(scan::MAX_DEPTH + 1), false),
+            part(r#""other":"\ud800""#, false),
+            part(r#""other":"\udc00\ud800""#, false),
+            Part {
+                bytes: invalid_utf8,
+                valid: false,
+            },
+        ])
+    }
+
+    fn join(parts: &[&Part]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in parts.iter().filter(|part| !part.bytes.is_empty()) {
+            if !out.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(&part.bytes);
+        }
+        out
+    }
+
+    fn list(name: &str, elements: &[Part]) -> Part {
+        let refs: Vec<&Part> = elements.iter().collect();
+        Part {
+            bytes: [format!(r#""{name}":["#).as_bytes(), &join(&refs), b"]"].concat(),
+            valid: elements.iter().all(|element| element.valid),
+        }
+    }
+
+    fn object(fields: &[&Part]) -> Part {
+        Part {
+            bytes: [b"{".as_slice(), &join(fields), b"}"].concat(),
+            valid: fields.iter().all(|field| field.valid),
+        }
+    }
+
+    fn report() -> impl Strategy<Value = Part> {
+        (
+            identity(),
+            create_time(),
+            family(),
+            prop::collection::vec(metric(), 0..4),
+            unknown_field(),
+        )
+            .prop_map(|(identity, time, family, metrics, unknown)| {
+                object(&[
+                    &unknown,
+                    &identity,
+                    &time,
+                    &family,
+                    &list("metrics", &metrics),
+                ])
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The same bytes to the fast decoder, the tree decoder and the documented rules: all three
+        /// answer alike, and both decoders make the same reports of what they accept.
+        #[test]
+        fn both_decoders_answer_as_the_rules_say(
+            reports in prop::collection::vec(report(), 0..3),
+            request_unknown in unknown_field(),
+            trailing in prop::sample::select(vec!["", " ", " x", "{", "\u{ff}"]),
+        ) {
+            let request = object(&[&request_unknown, &list("reports", &reports)]);
+            let body = [request.bytes.as_slice(), trailing.as_bytes()].concat();
+            let shown = String::from_utf8_lossy(&body).chars().take(2000).collect::<String>();
+            let answer = parse_report_request(&body);
+            prop_assert_eq!(answer.is_ok(), request.valid, "{}", shown);
+            if let Ok(Some(scanned)) = scan::first_value(&body) {
+                let fast = typed::decode(scanned.value);
+                let tree = parse_report_tree(&scanned.without_unknown_fields());
+                prop_assert_eq!(fast.is_some(), request.valid, "fast decoder: {}", shown);
+                prop_assert_eq!(tree.is_ok(), request.valid, "tree decoder: {}", shown);
+                if let (Some(fast), Ok(tree)) = (fast, tree) {
+                    prop_assert_eq!(fast, tree);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn empty_bodies_and_what_follows_the_value() {
+        assert_eq!(parse_report_request(b""), Ok(Vec::new()));
+        assert_eq!(parse_report_request(b" \r\n\t"), Ok(Vec::new()));
+        let body = format!(r#"{{"reports":[{{{ID},{INSTANCE},{TIME}}}]}} trailing {{"#);
+        assert_eq!(parse_report_request(body.as_bytes()).unwrap().len(), 1);
+        assert!(matches!(
+            parse_report_request(b"\xef\xbb\xbf{}"),
+            Err(IngestError::InvalidJson(_))
+        ));
+    }
 
     #[test]
     fn up_duration_forms() {

@@ -1,8 +1,8 @@
 //! telemetry-server: the receiving end of Percona product telemetry.
 //!
 //! `ingest` decodes the wire format (`legacy` the protocols of PMM 2), `geoip` and `client_ip`
-//! turn the sender's address into a country, `store` holds all SQL, `writer` batches commits, `app`
-//! is the HTTP surface, `web` the landing page built from the `catalogue` of known metric keys,
+//! turn the sender's address into a country, `store` holds all SQL (`stored_metrics` the form metrics are stored in), `writer` batches commits, `body`
+//! reads and inflates request bodies, `app` is the HTTP surface, `web` the landing page built from the `catalogue` of known metric keys,
 //! `stats` the public statistics page,
 //! `reload` re-reads files on SIGHUP, `retention` keeps the analytics rollups current and expires raw
 //! reports, `synthetic` generates test history, and `server` wires them together at start-up.
@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod body;
 pub mod body_budget;
 pub mod catalogue;
 pub mod client_ip;
@@ -26,6 +27,7 @@ pub mod retention;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod stored_metrics;
 pub mod synthetic;
 pub mod typed_metrics;
 pub mod web;

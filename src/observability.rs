@@ -66,8 +66,60 @@ pub fn reports_accepted(product_family: &'static str, count: u64) {
         .increment(count);
 }
 
-pub fn reports_rejected(reason: &'static str, count: u64) {
-    counter!("telemetry_reports_rejected_total", "reason" => reason).increment(count);
+/// Why a request was refused: the `reason` label of `telemetry_reports_rejected_total` and of the
+/// "request refused" log line. Each class is one kind of fault an operator acts on differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Not JSON as Percona's front end reads it: syntax, UTF-8, escapes, nesting deeper than 10,000.
+    InvalidJson,
+    /// JSON, but a field holds what the schema does not allow (a wrong type, not a UUID, a bad time).
+    InvalidField,
+    /// One message field given twice (under one name or under both of its names).
+    DuplicateField,
+    /// The body, once inflated, is over `MAX_BODY_BYTES` (or a gRPC message over the same size).
+    TooLarge,
+    /// Declared gzip, starts like gzip, does not inflate.
+    InvalidEncoding,
+    /// The connection failed while the body was being read.
+    UnreadableBody,
+    /// An empty v1 plain-text report.
+    EmptyBody,
+    /// The write queue is full (503).
+    Overloaded,
+    /// PostgreSQL is unreachable or the service is shutting down (503).
+    Unavailable,
+    /// The commit failed for another reason (500).
+    StoreFailed,
+    /// The client is over its rate limit (429).
+    RateLimited,
+    /// Request bodies in flight hold the whole memory budget, `MAX_BODY_BYTES_IN_FLIGHT` (503).
+    MemoryBudget,
+    /// The request took longer than `REQUEST_TIMEOUT_SECS` to arrive (408).
+    Timeout,
+}
+
+impl RejectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidField => "invalid_field",
+            Self::DuplicateField => "duplicate_field",
+            Self::TooLarge => "too_large",
+            Self::InvalidEncoding => "invalid_encoding",
+            Self::UnreadableBody => "unreadable_body",
+            Self::EmptyBody => "empty_body",
+            Self::Overloaded => "overloaded",
+            Self::Unavailable => "unavailable",
+            Self::StoreFailed => "store_failed",
+            Self::RateLimited => "rate_limited",
+            Self::MemoryBudget => "memory_budget",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+pub fn reports_rejected(reason: RejectReason, count: u64) {
+    counter!("telemetry_reports_rejected_total", "reason" => reason.as_str()).increment(count);
 }
 
 pub fn queue_depth_set(reports: usize) {

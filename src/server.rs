@@ -201,7 +201,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         writer,
         geoip: geoip.clone(),
         trusted_proxies: config.trusted_proxies(),
-        limits: config.limits(),
+        max_body_bytes: config.max_body_bytes,
         metrics,
         rate_limiter: rate_limiter.clone(),
         stats: stats.clone(),
@@ -210,7 +210,6 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
     let router = app::router(
         state.clone(),
         RouterOptions {
-            max_body_bytes: config.max_body_bytes,
             legacy_v1_path: config.legacy_v1_path.clone(),
             request_timeout: Duration::from_secs(config.request_timeout_secs),
             tls: tls.is_some(),

@@ -10,6 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgPool};
 
 use crate::ingest::Report;
+use crate::stored_metrics::{self, fits_text};
 use crate::typed_metrics::{TypedMetrics, array_literal};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -184,14 +185,15 @@ impl ReportColumns {
             columns.instance_id.push(report.instance_id);
             columns.product_family.push(report.product_family.as_str());
             columns.created_at.push(report.created_at);
-            columns.version.push(report.version.clone());
+            columns
+                .version
+                .push(report.version.clone().filter(|version| fits_text(version)));
             columns.country_code.push(new.country_code.clone());
             columns.up_duration_seconds.push(report.up_duration_seconds);
             columns.protocol.push(new.protocol);
-            columns.metrics.push(
-                serde_json::to_string(&report.metrics)
-                    .expect("a list of string pairs always serialises"),
-            );
+            columns
+                .metrics
+                .push(stored_metrics::to_json(&report.metrics));
             let typed = TypedMetrics::from_metrics(&report.metrics);
             columns.distribution_method.push(typed.distribution_method);
             columns.alerting_enabled.push(typed.alerting_enabled);

@@ -6,6 +6,7 @@
 //! batch statement's cost. `tests/analytics.rs` holds the two to the same answers.
 
 use crate::ingest::Metric;
+use crate::stored_metrics::fits_text;
 
 /// The typed fields of one report's metrics; `None` where the report did not carry the key or its
 /// value does not parse.
@@ -29,18 +30,21 @@ pub struct TypedMetrics {
 
 impl TypedMetrics {
     /// Single-valued keys take the first value sent; the per-service version keys take every
-    /// non-empty value, in order.
+    /// non-empty value, in order. A value PostgreSQL text cannot hold is never taken.
     pub fn from_metrics(metrics: &[Metric]) -> Self {
         let first = |key: &str| {
             metrics
                 .iter()
                 .find(|metric| metric.key == key)
                 .map(|metric| metric.value.as_str())
+                .filter(|value| fits_text(value))
         };
         let every = |key: &str| {
             let values: Vec<String> = metrics
                 .iter()
-                .filter(|metric| metric.key == key && !metric.value.is_empty())
+                .filter(|metric| {
+                    metric.key == key && !metric.value.is_empty() && fits_text(&metric.value)
+                })
                 .map(|metric| metric.value.clone())
                 .collect();
             (!values.is_empty()).then_some(values)

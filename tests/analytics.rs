@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use common::TestApp;
 use sqlx::{AssertSqlSafe, PgPool, Row};
-use telemetry_server::ingest::{Limits, Metric, ProductFamily, parse_report_request};
+use telemetry_server::ingest::{Metric, ProductFamily, parse_report_request};
 use telemetry_server::store::{self, NewReport};
 use telemetry_server::synthetic::{Settings, Simulation};
 use telemetry_server::typed_metrics::TypedMetrics;
@@ -1823,7 +1823,7 @@ async fn typed_metrics_match_the_sql_extraction() {
     let mut lists: Vec<Vec<Metric>> = Vec::new();
     for fixture in std::fs::read_dir("tests/fixtures").unwrap().flatten() {
         let body = std::fs::read(fixture.path()).unwrap();
-        if let Ok(reports) = parse_report_request(&body, &Limits::default()) {
+        if let Ok(reports) = parse_report_request(&body) {
             lists.extend(reports.into_iter().map(|report| report.metrics));
         }
     }

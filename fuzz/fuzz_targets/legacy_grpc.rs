@@ -5,7 +5,6 @@
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use telemetry_server::ingest::Limits;
 use telemetry_server::legacy::{self, proto::ReportRequest};
 use telemetry_server_fuzz::assert_storable;
 
@@ -13,12 +12,10 @@ fuzz_target!(|message: &[u8]| {
     let Ok(request) = ReportRequest::decode(message) else {
         return;
     };
-    let limits = Limits::default();
-    let Ok(reports) = legacy::grpc_reports(request, &limits) else {
+    let Ok(reports) = legacy::grpc_reports(request) else {
         return;
     };
-    assert!(reports.len() <= limits.max_reports);
     for (report, _protocol) in &reports {
-        assert_storable(report, &limits);
+        assert_storable(report);
     }
 });

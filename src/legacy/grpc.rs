@@ -16,6 +16,8 @@ use tonic_prost::ProstCodec;
 
 use super::proto::{ReportRequest, ReportResponse};
 use crate::app::{self, ApiError, AppState};
+use crate::body::BodyError;
+use crate::ingest::ProductFamily;
 
 /// The HTTP/2 path gRPC clients post the method to.
 pub const REPORT_PATH: &str = "/percona.platform.telemetry.reporter.v1.ReporterAPI/Report";
@@ -24,7 +26,8 @@ pub const REPORT_PATH: &str = "/percona.platform.telemetry.reporter.v1.ReporterA
 /// clients expect: InvalidArgument for a bad report or a message that does not decode,
 /// ResourceExhausted for a message over `max_message_bytes`, Unavailable when the reports could not
 /// be committed right now.
-pub async fn report(state: Arc<AppState>, max_message_bytes: usize, request: Request) -> Response {
+pub async fn report(state: Arc<AppState>, request: Request) -> Response {
+    let max_message_bytes = state.max_body_bytes;
     // tonic calls the method only with a decoded message; a status from before that is about the
     // message the client sent, whatever code tonic gave it.
     let decoded = Arc::new(AtomicBool::new(false));
@@ -42,7 +45,7 @@ pub async fn report(state: Arc<AppState>, max_message_bytes: usize, request: Req
         return response;
     }
     match tonic::Status::from_header_map(response.headers()) {
-        Some(status) => match refused_message(&status) {
+        Some(status) => match refused_message(&status, max_message_bytes) {
             Some(error) => error.into_grpc_status().into_http(),
             None => response,
         },
@@ -53,10 +56,14 @@ pub async fn report(state: Arc<AppState>, max_message_bytes: usize, request: Req
 /// What tonic's refusal of a request message means for the client: tonic answers Internal for a
 /// message that does not decode (bad varint, invalid UTF-8, truncated, missing) and OutOfRange for
 /// one over the size limit, where the client is at fault.
-fn refused_message(status: &tonic::Status) -> Option<ApiError> {
+fn refused_message(status: &tonic::Status, max_message_bytes: usize) -> Option<ApiError> {
     match status.code() {
-        Code::Internal => Some(ApiError::Body(status.message().to_owned())),
-        Code::OutOfRange | Code::ResourceExhausted => Some(ApiError::BodyTooLarge),
+        Code::Internal => Some(ApiError::Body(BodyError::Unreadable(
+            status.message().to_owned(),
+        ))),
+        Code::OutOfRange | Code::ResourceExhausted => Some(ApiError::Body(BodyError::TooLarge {
+            max_bytes: max_message_bytes,
+        })),
         _ => None,
     }
 }
@@ -70,8 +77,9 @@ async fn handle(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip());
     let (metadata, _, message) = request.into_parts();
-    let reports = super::grpc_reports(message, &state.limits)
-        .map_err(|error| ApiError::from(error).into_grpc_status())?;
+    let reports = super::grpc_reports(message).map_err(|error| {
+        ApiError::invalid_from(error, Some(ProductFamily::Pmm)).into_grpc_status()
+    })?;
     app::store_reports(&state, peer, &metadata.into_headers(), reports)
         .await
         .map_err(ApiError::into_grpc_status)?;

@@ -15,10 +15,11 @@ use super::proto::{
 };
 use crate::ingest::{self, IngestError, field, invalid, kind, nullable, quoted_excerpt};
 
-/// Decodes a whole `ReportRequest` body; validation of the decoded messages is the caller's.
+/// Decodes a whole `ReportRequest` body; validation of the decoded messages is the caller's. An
+/// empty body is an empty request, as grpc-gateway reads it.
 pub fn report_request(body: &[u8]) -> Result<ReportRequest, IngestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(IngestError::EmptyBody);
+        return Ok(ReportRequest::default());
     }
     let document: Value =
         serde_json::from_slice(body).map_err(|e| IngestError::InvalidJson(e.to_string()))?;

@@ -19,9 +19,7 @@ pub mod v1;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::ingest::{
-    IngestError, Limits, Metric, ProductFamily, Report, check_text, invalid, quoted_excerpt,
-};
+use crate::ingest::{IngestError, Metric, ProductFamily, Report, invalid, quoted_excerpt};
 use proto::{AnyEvent, DistributionMethod, Event, ReportRequest, ServerMetric, ServerUptimeEvent};
 
 /// `reports.protocol` of an event posted to `/v1/telemetry/Report` (PMM 2.25–2.27).
@@ -38,60 +36,38 @@ pub const SERVER_UPTIME_EVENT: &str = "percona.platform.telemetry.events.pmm.v1.
 
 /// Decodes and validates a `POST /v1/telemetry/Report` body; each report comes with its protocol.
 /// One invalid report rejects the whole request, as for `GenericReport`.
-pub fn parse_report_request(
-    body: &[u8],
-    limits: &Limits,
-) -> Result<Vec<(Report, &'static str)>, IngestError> {
+pub fn parse_report_request(body: &[u8]) -> Result<Vec<(Report, &'static str)>, IngestError> {
     let request = json::report_request(body)?;
     reports(
         request,
-        limits,
         PROTOCOL_REPORT_EVENT,
         PROTOCOL_REPORT_SERVER_METRIC,
     )
 }
 
 /// Validates a `ReportRequest` that arrived over gRPC.
-pub fn grpc_reports(
-    request: ReportRequest,
-    limits: &Limits,
-) -> Result<Vec<(Report, &'static str)>, IngestError> {
-    reports(request, limits, PROTOCOL_GRPC, PROTOCOL_GRPC)
+pub fn grpc_reports(request: ReportRequest) -> Result<Vec<(Report, &'static str)>, IngestError> {
+    reports(request, PROTOCOL_GRPC, PROTOCOL_GRPC)
 }
 
 fn reports(
     request: ReportRequest,
-    limits: &Limits,
     event_protocol: &'static str,
     metric_protocol: &'static str,
 ) -> Result<Vec<(Report, &'static str)>, IngestError> {
-    let count = request.events.len() + request.metrics.len();
-    if count > limits.max_reports {
-        let path = match (request.events.is_empty(), request.metrics.is_empty()) {
-            (false, true) => "events",
-            (true, false) => "metrics",
-            _ => "events and metrics",
-        };
-        return Err(IngestError::TooMany {
-            path: path.into(),
-            count,
-            limit: limits.max_reports,
-        });
-    }
     let events = request
         .events
         .into_iter()
         .enumerate()
         .map(|(index, event)| {
-            event_report(event, &format!("events[{index}]"), limits).map(|r| (r, event_protocol))
+            event_report(event, &format!("events[{index}]")).map(|r| (r, event_protocol))
         });
     let metrics = request
         .metrics
         .into_iter()
         .enumerate()
         .map(|(index, metric)| {
-            server_metric_report(metric, &format!("metrics[{index}]"), limits)
-                .map(|r| (r, metric_protocol))
+            server_metric_report(metric, &format!("metrics[{index}]")).map(|r| (r, metric_protocol))
         });
     events.chain(metrics).collect()
 }
@@ -150,7 +126,7 @@ fn distribution_method_name(number: i32) -> String {
         .map_or_else(|_| number.to_string(), |method| method.as_str().to_owned())
 }
 
-fn event_report(event: Event, path: &str, limits: &Limits) -> Result<Report, IngestError> {
+fn event_report(event: Event, path: &str) -> Result<Report, IngestError> {
     let report_id = uuid_from_bytes(&event.id, &format!("{path}.id"))?;
     let created_at = created_at(event.time, &format!("{path}.time"))?;
     let Some(any) = event.event else {
@@ -163,7 +139,6 @@ fn event_report(event: Event, path: &str, limits: &Limits) -> Result<Report, Ing
         up_duration: uptime.up_duration,
         distribution_method: uptime.distribution_method,
     };
-    check_version(&header.version, &format!("{uptime_path}.version"), limits)?;
     let mut metrics = header.metrics();
     // The flags PMM 2.17+ put in the event are the metrics PMM 2.28+ send under these keys.
     for (key, flag) in [
@@ -223,39 +198,21 @@ fn server_uptime_event(
     }
 }
 
-fn server_metric_report(
-    report: ServerMetric,
-    path: &str,
-    limits: &Limits,
-) -> Result<Report, IngestError> {
+fn server_metric_report(report: ServerMetric, path: &str) -> Result<Report, IngestError> {
     let report_id = uuid_from_bytes(&report.id, &format!("{path}.id"))?;
     let created_at = created_at(report.time, &format!("{path}.time"))?;
     let instance_id = uuid_from_bytes(
         &report.pmm_server_telemetry_id,
         &format!("{path}.pmmServerTelemetryId"),
     )?;
-    if report.metrics.len() > limits.max_metrics {
-        return Err(IngestError::TooMany {
-            path: format!("{path}.metrics"),
-            count: report.metrics.len(),
-            limit: limits.max_metrics,
-        });
-    }
     let header = Header {
         version: report.pmm_server_version,
         up_duration: report.up_duration,
         distribution_method: report.distribution_method,
     };
-    check_version(&header.version, &format!("{path}.pmmServerVersion"), limits)?;
     let mut metrics = header.metrics();
     metrics.reserve(report.metrics.len());
-    for (index, metric) in report.metrics.into_iter().enumerate() {
-        check_text(&metric.key, limits.max_key_bytes, || {
-            format!("{path}.metrics[{index}].key")
-        })?;
-        check_text(&metric.value, limits.max_value_bytes, || {
-            format!("{path}.metrics[{index}].value")
-        })?;
+    for metric in report.metrics {
         metrics.push(Metric {
             key: metric.key,
             value: metric.value,
@@ -268,10 +225,6 @@ fn server_metric_report(
         header,
         metrics,
     ))
-}
-
-fn check_version(version: &str, path: &str, limits: &Limits) -> Result<(), IngestError> {
-    check_text(version, limits.max_value_bytes, || path.to_owned())
 }
 
 fn pmm_report(

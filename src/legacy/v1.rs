@@ -10,8 +10,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::ingest::{
-    IngestError, Limits, Metric, ProductFamily, Report, check_text, invalid, parse_uuid,
-    quoted_excerpt,
+    IngestError, Metric, ProductFamily, Report, invalid, parse_uuid, quoted_excerpt,
 };
 
 /// Namespace of the report ids derived below: the version 5 UUID of the URL
@@ -24,24 +23,12 @@ const PMM_KEY: &str = "PMM";
 
 /// Decodes a v1 body received at `received_at`, which becomes the report's `created_at` (v1 carries
 /// no time of its own).
-pub fn parse_v1_report(
-    body: &[u8],
-    received_at: DateTime<Utc>,
-    limits: &Limits,
-) -> Result<Report, IngestError> {
+pub fn parse_v1_report(body: &[u8], received_at: DateTime<Utc>) -> Result<Report, IngestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::EmptyBody);
     }
     let text =
         std::str::from_utf8(body).map_err(|_| invalid("request body", "is not UTF-8 text"))?;
-    let count = text.lines().filter(|line| !line.trim().is_empty()).count();
-    if count > limits.max_metrics {
-        return Err(IngestError::TooMany {
-            path: "lines".into(),
-            count,
-            limit: limits.max_metrics,
-        });
-    }
     let mut instance: Option<(Uuid, usize)> = None;
     let mut version = None;
     let mut items = Vec::new();
@@ -81,8 +68,6 @@ pub fn parse_v1_report(
         if key.is_empty() {
             return Err(invalid(path, "the key is empty"));
         }
-        check_text(key, limits.max_key_bytes, || format!("{path} key"))?;
-        check_text(value, limits.max_value_bytes, || format!("{path} value"))?;
         if key == PMM_KEY && version.is_none() {
             version = Some(value.to_owned());
         } else {
@@ -154,7 +139,7 @@ mod tests {
     #[test]
     fn pmm_body_becomes_a_pmm_report() {
         let body = b"0b5ea5ad0a3f4e4e9e0c1c2d3e4f5a6b;OS;Ubuntu 18.04\n0b5ea5ad0a3f4e4e9e0c1c2d3e4f5a6b;PMM;2.20.0\n";
-        let report = parse_v1_report(body, at("2021-06-01T10:00:00Z"), &Limits::default()).unwrap();
+        let report = parse_v1_report(body, at("2021-06-01T10:00:00Z")).unwrap();
         assert_eq!(
             report.instance_id.to_string(),
             "0b5ea5ad-0a3f-4e4e-9e0c-1c2d3e4f5a6b"
@@ -175,16 +160,14 @@ mod tests {
     #[test]
     fn report_id_is_stable_within_a_day_only() {
         let body = b"0b5ea5ad0a3f4e4e9e0c1c2d3e4f5a6b;PMM;2.20.0\r\n";
-        let limits = Limits::default();
-        let morning = parse_v1_report(body, at("2021-06-01T00:00:01Z"), &limits).unwrap();
-        let evening = parse_v1_report(body, at("2021-06-01T23:59:59Z"), &limits).unwrap();
-        let next_day = parse_v1_report(body, at("2021-06-02T00:00:01Z"), &limits).unwrap();
+        let morning = parse_v1_report(body, at("2021-06-01T00:00:01Z")).unwrap();
+        let evening = parse_v1_report(body, at("2021-06-01T23:59:59Z")).unwrap();
+        let next_day = parse_v1_report(body, at("2021-06-02T00:00:01Z")).unwrap();
         assert_eq!(morning.report_id, evening.report_id);
         assert_ne!(morning.report_id, next_day.report_id);
         let upgraded = parse_v1_report(
             b"0b5ea5ad0a3f4e4e9e0c1c2d3e4f5a6b;PMM;2.21.0\n",
             at("2021-06-01T23:59:59Z"),
-            &limits,
         )
         .unwrap();
         assert_ne!(morning.report_id, upgraded.report_id);
@@ -192,7 +175,6 @@ mod tests {
 
     #[test]
     fn refused_bodies() {
-        let limits = Limits::default();
         let now = at("2021-06-01T00:00:00Z");
         let cases: [(&[u8], &str); 6] = [
             (b"\n\n", "empty"),
@@ -206,7 +188,7 @@ mod tests {
             (b"\xff\xfe;PMM;2\n", "not UTF-8"),
         ];
         for (body, expected) in cases {
-            let error = parse_v1_report(body, now, &limits).unwrap_err().to_string();
+            let error = parse_v1_report(body, now).unwrap_err().to_string();
             assert!(
                 error.contains(expected),
                 "{error:?} should contain {expected:?}"

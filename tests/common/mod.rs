@@ -206,6 +206,20 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A stored report's metric pairs as the exact UTF-8 bytes of key and value the client sent,
+    /// decoded from `reports.metrics` by `analytics.metric_bytes()`, in order.
+    pub async fn stored_metric_bytes(&self, report_id: uuid::Uuid) -> Vec<(Vec<u8>, Vec<u8>)> {
+        sqlx::query_as(
+            "SELECT analytics.metric_bytes(m, 'key'), analytics.metric_bytes(m, 'value')
+             FROM reports, jsonb_array_elements(metrics) WITH ORDINALITY AS p(m, n)
+             WHERE report_id = $1 ORDER BY n",
+        )
+        .bind(report_id)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
     /// A canonical text rendering of every stored row, to prove that a refused request changed nothing.
     pub async fn snapshot(&self) -> String {
         let mut out = String::new();
