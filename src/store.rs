@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgSslMode};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgPool};
 
 use crate::ingest::Report;
@@ -92,7 +92,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> 
         // plans made while the tables were small (seq scans, hash joins) then slowed every batch
         // down as the tables grew (docs/performance.md). A custom plan per run costs far less.
         .options([("plan_cache_mode", "force_custom_plan")]);
-    create_database_if_missing(&options).await?;
+    let options = create_database_if_missing(options).await?;
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
@@ -101,14 +101,13 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> 
         .map_err(StoreError::from_sqlx)
 }
 
-async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), StoreError> {
+/// Creates the database unless it exists, and returns the options every later connection uses: the
+/// same, or without TLS after [`connect_maintenance`] fell back to plain TCP.
+async fn create_database_if_missing(
+    options: PgConnectOptions,
+) -> Result<PgConnectOptions, StoreError> {
     let name = options.get_database().unwrap_or("postgres").to_owned();
-    let mut connection = options
-        .clone()
-        .database("postgres")
-        .connect()
-        .await
-        .map_err(StoreError::from_sqlx)?;
+    let (mut connection, options) = connect_maintenance(options).await?;
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
             .bind(&name)
@@ -128,7 +127,45 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), St
         }
     }
     connection.close().await.ok();
-    Ok(())
+    Ok(options)
+}
+
+/// Connects to the maintenance database `postgres`. Under `sslmode=prefer` (also the default) a server
+/// whose TLS handshake fails, typically over a certificate rustls cannot use (a self-signed X.509 v1
+/// one, as Citus nodes make), is connected to again without TLS, as libpq does; the pool then keeps
+/// plain TCP until the next start. `require`, `verify-ca` and `verify-full` still fail.
+async fn connect_maintenance(
+    options: PgConnectOptions,
+) -> Result<(PgConnection, PgConnectOptions), StoreError> {
+    match options.clone().database("postgres").connect().await {
+        Ok(connection) => Ok((connection, options)),
+        Err(error)
+            if matches!(options.get_ssl_mode(), PgSslMode::Prefer) && is_tls_failure(&error) =>
+        {
+            tracing::warn!(%error, "TLS with PostgreSQL failed; sslmode=prefer, so connecting without TLS (set sslmode=require to refuse)");
+            let options = options.ssl_mode(PgSslMode::Disable);
+            let connection = options
+                .clone()
+                .database("postgres")
+                .connect()
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            Ok((connection, options))
+        }
+        Err(error) => Err(StoreError::from_sqlx(error)),
+    }
+}
+
+/// sqlx reports a failed TLS set-up as `Error::Tls`, or, for what rustls refuses during the
+/// handshake (such as the server's certificate), as an I/O error carrying the rustls error.
+fn is_tls_failure(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.is::<rustls::Error>()),
+        _ => false,
+    }
 }
 
 /// Applies every migration in `migrations/` that the database has not seen yet.

@@ -5,11 +5,14 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::binary::Service;
 use common::{TestApp, assert_grpc_error, fixture};
 use serde_json::json;
+use telemetry_server::store::{self, DatabaseSettings};
 use uuid::Uuid;
 
 fn one_report(metrics: serde_json::Value) -> String {
@@ -325,6 +328,104 @@ async fn metrics_listen_addr_moves_metrics_off_the_public_listener() {
         "{text}"
     );
     app.cleanup().await;
+}
+
+/// The bytes of PostgreSQL's SSLRequest: length 8, code 80877103.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// A stand-in for a PostgreSQL server that offers TLS with a certificate rustls cannot use (a
+/// self-signed X.509 v1 one, as Citus nodes make: `tests/data/postgres-x509v1.crt`, made with
+/// `openssl req -new` and `openssl x509 -req -signkey`), and relays plain connections to the test
+/// PostgreSQL.
+async fn postgres_with_unusable_certificate() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
+    use tokio_rustls::rustls::sign::CertifiedKey;
+
+    // rustls would check the pair itself (and refuse the v1 certificate) if given it the usual way.
+    #[derive(Debug)]
+    struct Fixed(Arc<CertifiedKey>);
+    impl ResolvesServerCert for Fixed {
+        fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+            Some(self.0.clone())
+        }
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let certificate =
+        CertificateDer::from_pem_file(common::test_data("postgres-x509v1.crt")).unwrap();
+    let key = PrivateKeyDer::from_pem_file(common::test_data("postgres-x509v1.key")).unwrap();
+    let signing_key = provider.key_provider.load_private_key(key).unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Fixed(Arc::new(CertifiedKey::new(
+            vec![certificate],
+            signing_key,
+        )))));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let upstream = sqlx::postgres::PgConnectOptions::from_str(&common::admin_url()).unwrap();
+    let upstream = format!("{}:{}", upstream.get_host(), upstream.get_port());
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (acceptor, upstream) = (acceptor.clone(), upstream.clone());
+            tokio::spawn(async move {
+                let mut first = [0u8; 8];
+                if client.read_exact(&mut first).await.is_err() {
+                    return;
+                }
+                if first == SSL_REQUEST {
+                    client.write_all(b"S").await.ok();
+                    acceptor.accept(client).await.ok();
+                } else {
+                    let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                    server.write_all(&first).await.unwrap();
+                    tokio::io::copy_bidirectional(&mut client, &mut server)
+                        .await
+                        .ok();
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_database_certificate_that_fails_means_plain_tcp_only_under_sslmode_prefer() {
+    let proxy = postgres_with_unusable_certificate().await;
+    let (name, _) = common::fresh_database().await;
+    let settings = |query: &str| DatabaseSettings {
+        url: format!("postgres://postgres@{proxy}/{name}{query}"),
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(5),
+    };
+    // libpq's default, and sqlx's: prefer TLS, but connect without it when TLS fails.
+    for query in ["", "?sslmode=prefer"] {
+        let pool = store::connect(&settings(query))
+            .await
+            .unwrap_or_else(|error| panic!("{query:?} falls back to plain TCP: {error}"));
+        let answer: i32 = sqlx::query_scalar("SELECT 7")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(answer, 7);
+        pool.close().await;
+    }
+    for query in ["?sslmode=require", "?sslmode=verify-full"] {
+        let error = store::connect(&settings(query))
+            .await
+            .expect_err("TLS that is required never falls back");
+        assert!(
+            error.to_string().contains("certificate"),
+            "{query}: {error}"
+        );
+    }
+    common::drop_database(&name).await;
 }
 
 #[tokio::test]
