@@ -1029,3 +1029,21 @@ async fn a_negative_uptime_is_accepted_and_stored_as_null() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn legacy_json_is_read_as_grpc_gateway_reads_it_and_has_no_limits_but_the_body() {
+    let app = TestApp::spawn().await;
+    // An empty body is an empty request; what follows the first JSON value is not read.
+    assert_ok(post_legacy(&app, "").await).await;
+    let body = server_metric_body(Uuid::new_v4(), Uuid::new_v4(), Utc::now(), "2.41.0");
+    let mut report: Value = serde_json::from_str(&body).unwrap();
+    // Any number of metrics, of any size and content, as Percona's front end takes them.
+    let mut metrics: Vec<Value> = (0..6000)
+        .map(|i| json!({"key": format!("k{i}\u{0}"), "value": "v".repeat(i % 100)}))
+        .collect();
+    metrics.push(json!({"key": "k".repeat(300), "value": "v".repeat(70_000)}));
+    report["metrics"][0]["metrics"] = Value::Array(metrics);
+    assert_ok(post_legacy(&app, format!("{report} trailing")).await).await;
+    assert_eq!(app.count("reports").await, 1);
+    app.cleanup().await;
+}

@@ -7,6 +7,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD_PAD_INDIFFERENT, URL_SAFE_PAD_INDIFFERENT};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::proto::{
@@ -15,14 +16,15 @@ use super::proto::{
 };
 use crate::ingest::{self, IngestError, field, invalid, kind, nullable, quoted_excerpt};
 
-/// Decodes a whole `ReportRequest` body; validation of the decoded messages is the caller's. An
-/// empty body is an empty request, as grpc-gateway reads it.
+/// Decodes a `ReportRequest` body; validation of the decoded messages is the caller's. As
+/// grpc-gateway reads a body, an empty one is an empty request and only the first JSON value is
+/// read: whatever follows it is not looked at.
 pub fn report_request(body: &[u8]) -> Result<ReportRequest, IngestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(ReportRequest::default());
     }
-    let document: Value =
-        serde_json::from_slice(body).map_err(|e| IngestError::InvalidJson(e.to_string()))?;
+    let document = Value::deserialize(&mut serde_json::Deserializer::from_slice(body))
+        .map_err(|e| IngestError::InvalidJson(e.to_string()))?;
     let request = object(&document, "request")?;
     Ok(ReportRequest {
         events: list(request, "events", "events", "request", event)?,
@@ -404,5 +406,13 @@ mod tests {
         assert_eq!(event.distribution_method, 0);
         let event = server_uptime_event(r#"{"distributionMethod": 9}"#, "json").unwrap();
         assert_eq!(event.distribution_method, 9);
+    }
+
+    #[test]
+    fn only_the_first_json_value_is_read() {
+        let request = report_request(b"{\"metrics\":[]} {\"not\": read").unwrap();
+        assert!(request.metrics.is_empty() && request.events.is_empty());
+        assert_eq!(report_request(b" \n").unwrap(), ReportRequest::default());
+        assert!(report_request(b"{\"metrics\":[]").is_err());
     }
 }
