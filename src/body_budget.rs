@@ -1,9 +1,10 @@
-//! A global bound on request-body bytes held in memory at once, counted after gzip inflation: a few
-//! kilobytes of gzip inflate to megabytes, so without it a hundred slow connections (or one HTTP/2
-//! connection with many streams) that never finish their bodies hold gigabytes until the request
-//! timeout. Bytes are charged as they arrive and released when the request is answered; a request
-//! that finds the budget spent is answered 503 with `Retry-After` (gRPC: UNAVAILABLE) at once, which
-//! also frees what it held.
+//! A global bound on request-body bytes held in memory at once: without it a hundred slow
+//! connections (or one HTTP/2 connection with many streams) that never finish their bodies hold a
+//! gigabyte until the request timeout, and a few kilobytes of gzip inflate to megabytes. Bytes are
+//! charged as they arrive, and what a finished gzip body inflates to is charged again as it comes out
+//! (`crate::body` inflates only a complete body); everything is released when the request is answered.
+//! A request that finds the budget spent is answered 503 with `Retry-After` (gRPC: UNAVAILABLE) at
+//! once, which also frees what it held.
 //!
 //! Every request's first [`SMALL_REQUEST_BYTES`] draw on the whole budget; bytes beyond that also
 //! draw on a large-body share of three quarters of it. Large bodies therefore cannot take the last
