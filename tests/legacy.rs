@@ -1047,3 +1047,30 @@ async fn legacy_json_is_read_as_grpc_gateway_reads_it_and_has_no_limits_but_the_
     assert_eq!(app.count("reports").await, 1);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_spent_memory_budget_is_unavailable_to_grpc_callers() {
+    // A budget smaller than one message: every call finds it spent.
+    let app = TestApp::spawn_with(|config| config.max_body_bytes_in_flight = 1024).await;
+    let request = ReportRequest {
+        events: Vec::new(),
+        metrics: vec![ServerMetric {
+            id: Uuid::new_v4().as_bytes().to_vec(),
+            time: Some(timestamp(Utc::now())),
+            pmm_server_telemetry_id: Uuid::new_v4().as_bytes().to_vec(),
+            pmm_server_version: "2.41.0".into(),
+            up_duration: None,
+            distribution_method: 1,
+            metrics: vec![server_metric::Metric {
+                key: "padding".into(),
+                value: "x".repeat(8 * 1024),
+            }],
+        }],
+    };
+    let status = grpc_report(&app, request)
+        .await
+        .expect_err("the budget cannot hold the message");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(app.count("reports").await, 0);
+    app.cleanup().await;
+}
