@@ -3,7 +3,7 @@
 //! `ingest` decodes the wire format (`legacy` the protocols of PMM 2), `geoip` and `client_ip`
 //! turn the sender's address into a country, `store` holds all SQL (`stored_metrics` the form metrics are stored in), `writer` batches commits, `body`
 //! reads and inflates request bodies, `app` is the HTTP surface, `web` the landing page built from the `catalogue` of known metric keys,
-//! `stats` the public statistics page,
+//! `stats` the public statistics page (its privacy rule in `stats::model`),
 //! `reload` re-reads files on SIGHUP, `retention` keeps the analytics rollups current and expires raw
 //! reports, `synthetic` generates test history, and `server` wires them together at start-up.
 
