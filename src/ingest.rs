@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::observability::RejectReason;
+use crate::typed_metrics::is_plausible_label;
 
 /// `ProductFamily` from `reporter_api.proto`, in enum-number order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -104,10 +105,25 @@ impl ProductFamily {
         match self {
             Self::Pmm => "PMMServerVersion",
             Self::Everest => "version",
-            _ => "pillar_version",
+            _ => PILLAR_VERSION_KEY,
         }
     }
+
+    /// The version a report of this family carries: its own key's first value, or, when that is
+    /// absent or empty, `pillar_version` (Percona's `call-home.sh` sends only that, whatever the
+    /// product). A value that is not a plain label ([`is_plausible_label`]) is no version: it stays
+    /// in the metrics only, out of the version columns, their indexes and the rollups.
+    pub fn version_in(self, metrics: &[Metric]) -> Option<String> {
+        let present = |key| metric_value(metrics, key).filter(|value| !value.is_empty());
+        present(self.version_metric_key())
+            .or_else(|| present(PILLAR_VERSION_KEY))
+            .filter(|version| is_plausible_label(version))
+            .map(str::to_owned)
+    }
 }
+
+/// The version key of database products and of `call-home.sh` pings of every product.
+const PILLAR_VERSION_KEY: &str = "pillar_version";
 
 /// One key/value pair of a report, exactly as sent.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -123,7 +139,7 @@ pub struct Report {
     pub instance_id: Uuid,
     pub product_family: ProductFamily,
     pub created_at: DateTime<Utc>,
-    /// Version of the reporting product, taken from the family's version metric.
+    /// Version of the reporting product ([`ProductFamily::version_in`]).
     pub version: Option<String>,
     /// PMM's `UpDuration`, in whole seconds.
     pub up_duration_seconds: Option<i64>,
@@ -265,9 +281,7 @@ fn assemble_report(
     created_at: DateTime<Utc>,
     metrics: Vec<Metric>,
 ) -> Report {
-    let version = metric_value(&metrics, product_family.version_metric_key())
-        .filter(|version| !version.is_empty())
-        .map(str::to_owned);
+    let version = product_family.version_in(&metrics);
     let up_duration_seconds = match product_family {
         ProductFamily::Pmm => metric_value(&metrics, "UpDuration").and_then(parse_up_duration),
         _ => None,

@@ -53,10 +53,9 @@ async fn generate(config: &Config, args: &GenerateArgs) -> Result<(), server::St
 
 async fn retention_once(config: &Config) -> Result<(), server::StartupError> {
     let pool = server::connect_and_migrate(config).await?;
-    let run =
-        retention::run_once(&pool, config.retention().keep_reports, chrono::Utc::now()).await?;
-    println!("{run}");
+    let run = retention::run_once(&pool, config.retention().keep_reports, chrono::Utc::now()).await;
     pool.close().await;
+    println!("{}", run?);
     Ok(())
 }
 

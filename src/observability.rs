@@ -154,10 +154,24 @@ pub fn pool_state(size: u32, idle: usize) {
     gauge!("telemetry_db_pool_connections", "state" => "idle").set(idle as f64);
 }
 
-pub fn retention_run(succeeded: bool, deleted_reports: u64) {
+pub fn retention_run(succeeded: bool) {
     let result = if succeeded { "succeeded" } else { "failed" };
     counter!("telemetry_retention_runs_total", "result" => result).increment(1);
+}
+
+/// Raw reports deleted for their age, counted whether or not the rollup refresh before succeeded.
+pub fn reports_expired(deleted_reports: u64) {
     counter!("telemetry_retention_deleted_reports_total").increment(deleted_reports);
+}
+
+/// Each rollup refresh of the retention job; the time of the last good one, to alert on rollups
+/// (and `/stats`) that stopped moving while raw reports are still deleted on time.
+pub fn rollup_refresh(succeeded: bool, at: chrono::DateTime<chrono::Utc>) {
+    let result = if succeeded { "succeeded" } else { "failed" };
+    counter!("telemetry_rollup_refreshes_total", "result" => result).increment(1);
+    if succeeded {
+        gauge!("telemetry_rollup_last_success_timestamp_seconds").set(at.timestamp() as f64);
+    }
 }
 
 /// Each refresh of the statistics page: its queries are all the database load the page causes.

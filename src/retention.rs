@@ -48,22 +48,54 @@ impl std::fmt::Display for RetentionRun {
     }
 }
 
+/// Why a run did not finish cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    /// The deletion went ahead all the same: raw reports must go on time whatever the rollups do.
+    #[error(
+        "rollup refresh failed ({deleted_reports} expired raw reports deleted nonetheless): {source}"
+    )]
+    Refresh {
+        #[source]
+        source: StoreError,
+        deleted_reports: u64,
+    },
+    #[error("deleting expired raw reports failed: {0}")]
+    Delete(#[source] StoreError),
+}
+
 /// One run as of `now`: refresh the rollups through `now`'s UTC day, then delete raw reports that
-/// arrived before `now - keep_reports`. Safe to repeat and to run from several processes at once.
+/// arrived before `now - keep_reports`, whether or not the refresh succeeded (docs/privacy.md
+/// promises the deletion; the reports' days are already in `analytics.instance_days`, and the
+/// deletion notes the days a failed refresh left out so that the next one rebuilds them). Safe to
+/// repeat and to run from several processes at once.
 pub async fn run_once(
     pool: &PgPool,
     keep_reports: Option<chrono::Duration>,
     now: DateTime<Utc>,
-) -> Result<RetentionRun, StoreError> {
-    let refresh = store::refresh_rollups(pool, now.date_naive()).await?;
+) -> Result<RetentionRun, RetentionError> {
+    let refresh = store::refresh_rollups(pool, now.date_naive()).await;
+    observability::rollup_refresh(refresh.is_ok(), now);
+    if let Err(error) = &refresh {
+        tracing::warn!(%error, "rollup refresh failed; expired raw reports are deleted all the same");
+    }
     let deleted_reports = match keep_reports {
-        Some(keep) => store::delete_reports_received_before(pool, now - keep, DELETE_CHUNK).await?,
+        Some(keep) => store::delete_reports_received_before(pool, now - keep, DELETE_CHUNK)
+            .await
+            .map_err(RetentionError::Delete)?,
         None => 0,
     };
-    Ok(RetentionRun {
-        refresh,
-        deleted_reports,
-    })
+    observability::reports_expired(deleted_reports);
+    match refresh {
+        Ok(refresh) => Ok(RetentionRun {
+            refresh,
+            deleted_reports,
+        }),
+        Err(source) => Err(RetentionError::Refresh {
+            source,
+            deleted_reports,
+        }),
+    }
 }
 
 /// The job: a first run right away, then one per interval, forever. Aborting it at any point is
@@ -76,7 +108,7 @@ pub async fn run_every(pool: PgPool, keep_reports: Option<chrono::Duration>, int
         let started = std::time::Instant::now();
         match run_once(&pool, keep_reports, Utc::now()).await {
             Ok(run) => {
-                observability::retention_run(true, run.deleted_reports);
+                observability::retention_run(true);
                 tracing::info!(
                     refreshed_ranges = run.refresh.ranges.len(),
                     active_instance_days = run.refresh.active_instance_days,
@@ -86,7 +118,7 @@ pub async fn run_every(pool: PgPool, keep_reports: Option<chrono::Duration>, int
                 );
             }
             Err(error) => {
-                observability::retention_run(false, 0);
+                observability::retention_run(false);
                 tracing::warn!(%error, "retention run failed; retrying at the next interval");
             }
         }

@@ -51,6 +51,8 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Retention(#[from] retention::RetentionError),
     #[error("server failed: {0}")]
     Serve(#[source] std::io::Error),
     #[error("cannot install the SIGHUP handler: {0}")]

@@ -30,7 +30,7 @@ pub struct TypedMetrics {
 
 impl TypedMetrics {
     /// Single-valued keys take the first value sent; the per-service version keys take every
-    /// non-empty value, in order. A value PostgreSQL text cannot hold is never taken.
+    /// plain value ([`is_plausible_label`]), in order.
     pub fn from_metrics(metrics: &[Metric]) -> Self {
         let first = |key: &str| {
             metrics
@@ -42,9 +42,7 @@ impl TypedMetrics {
         let every = |key: &str| {
             let values: Vec<String> = metrics
                 .iter()
-                .filter(|metric| {
-                    metric.key == key && !metric.value.is_empty() && fits_text(&metric.value)
-                })
+                .filter(|metric| metric.key == key && is_plausible_label(&metric.value))
                 .map(|metric| metric.value.clone())
                 .collect();
             (!values.is_empty()).then_some(values)
@@ -53,6 +51,7 @@ impl TypedMetrics {
         Self {
             distribution_method: first("DistributionMethod")
                 .or_else(|| first("deployment"))
+                .filter(|method| is_plausible_label(method))
                 .map(str::to_owned),
             alerting_enabled: flag("pmm_server_ia_enabled"),
             stt_enabled: flag("pmm_server_stt_enabled"),
@@ -74,6 +73,28 @@ impl TypedMetrics {
             mongodb_versions: every("mongodb_version"),
             postgresql_versions: every("postgresql_version"),
         }
+    }
+}
+
+/// Longest value [`is_plausible_label`] accepts: real versions run to about 40 bytes
+/// (`10.6.16-MariaDB-1:10.6.16+maria~ubu2004`), and btree keys must stay far below PostgreSQL's
+/// 2,704-byte limit.
+pub const MAX_LABEL_BYTES: usize = 64;
+
+/// `analytics.plausible_label()`: whether a metric value may enter a derived column (a version, a
+/// distribution method), an index or a rollup: 1 to [`MAX_LABEL_BYTES`] printable ASCII characters,
+/// neither starting nor ending with a space. Anything else stays only in the raw metrics.
+pub fn is_plausible_label(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    let printable = |b: &u8| (b' '..=b'~').contains(b);
+    match (bytes.first(), bytes.last()) {
+        (Some(&first), Some(&last)) => {
+            bytes.len() <= MAX_LABEL_BYTES
+                && first != b' '
+                && last != b' '
+                && bytes.iter().all(printable)
+        }
+        _ => false,
     }
 }
 
@@ -160,6 +181,36 @@ mod tests {
     }
 
     #[test]
+    fn labels_are_short_printable_ascii() {
+        for good in [
+            "8.0.36-28",
+            "3.2.0",
+            "16.4 (Ubuntu 16.4-1.pgdg22.04+1)",
+            "10.6.16-MariaDB-1:10.6.16+maria~ubu2004",
+            "DOCKER",
+            "x",
+            &"9".repeat(MAX_LABEL_BYTES),
+        ] {
+            assert!(is_plausible_label(good), "{good:?}");
+        }
+        for bad in [
+            "",
+            " 8.0",
+            "8.0 ",
+            "8.0\t",
+            "8.0\n1",
+            "8.0\u{0}",
+            "8.0\u{7f}",
+            "8.0.٣",
+            "versión",
+            &"9".repeat(MAX_LABEL_BYTES + 1),
+            &"8.0.36-28 ".repeat(300),
+        ] {
+            assert!(!is_plausible_label(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn flags_parse_like_the_sql_function() {
         for (value, expected) in [("1", Some(true)), (" TRUE ", Some(true)), ("t", Some(true))] {
             assert_eq!(parse_flag(value), expected);
@@ -181,6 +232,7 @@ mod tests {
             ("mysql_version", "8.0.36"),
             ("mysql_version", ""),
             ("mysql_version", "5.7.44"),
+            ("mysql_version", &"5".repeat(3000)),
         ]));
         assert_eq!(typed.distribution_method.as_deref(), Some("DOCKER"));
         assert_eq!(typed.alerting_enabled, Some(true));

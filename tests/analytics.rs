@@ -12,7 +12,7 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use telemetry_server::ingest::{Metric, ProductFamily, parse_report_request};
 use telemetry_server::store::{self, NewReport};
 use telemetry_server::synthetic::{Settings, Simulation};
-use telemetry_server::typed_metrics::TypedMetrics;
+use telemetry_server::typed_metrics::{TypedMetrics, is_plausible_label};
 use uuid::Uuid;
 
 const WINDOW: i64 = 30;
@@ -169,6 +169,13 @@ type AdoptionRow = (
 /// active, reporting and new instances, complete, left-censored.
 type ActivityCounts = (i32, i32, i32, bool, bool);
 type UptakeRow = (String, NaiveDate, NaiveDate, i32, i32, Option<f64>, bool);
+/// first_version, version, distribution_method, mysql_versions of an instance day.
+type DerivedDay = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<Vec<String>>,
+);
 type GraceRow = (Option<String>, i32, i32, i32, Option<f64>, i32);
 type PathStats = (Vec<f64>, BTreeSet<Uuid>);
 type FeatureReader = Box<dyn Fn(&NewReport) -> Option<bool>>;
@@ -1695,16 +1702,7 @@ async fn every_analytics_view_and_column_is_documented() {
 
 #[tokio::test]
 async fn migration_folds_reports_stored_before_it() {
-    let admin = sqlx::PgPool::connect(&common::admin_url()).await.unwrap();
-    let now = Utc::now().timestamp();
-    let name = format!("tst_{now}_{}", Uuid::new_v4().simple());
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", common::admin_url().rsplit_once('/').unwrap().0);
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    store::MIGRATOR.run_to(20261124000001, &pool).await.unwrap();
+    let (name, pool) = common::database_migrated_to(20261124000001).await;
     let instance = Uuid::new_v4();
     for (at, version, metrics) in [
         (
@@ -1775,13 +1773,7 @@ async fn migration_folds_reports_stored_before_it() {
         ]
     );
     pool.close().await;
-    sqlx::query(AssertSqlSafe(format!(
-        "DROP DATABASE \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    admin.close().await;
+    common::drop_database(&name).await;
 }
 
 /// What `analytics.extract_metrics()` makes of a metrics list, in the shape of `TypedMetrics`.
@@ -1820,6 +1812,7 @@ async fn typed_in_sql(pool: &PgPool, metrics: &[Metric]) -> TypedMetrics {
 #[tokio::test]
 async fn typed_metrics_match_the_sql_extraction() {
     let app = spawn().await;
+    let long_version = "8.0.36-28".repeat(400);
     let mut lists: Vec<Vec<Metric>> = Vec::new();
     for fixture in std::fs::read_dir("tests/fixtures").unwrap().flatten() {
         let body = std::fs::read(fixture.path()).unwrap();
@@ -1843,17 +1836,24 @@ async fn typed_metrics_match_the_sql_extraction() {
         ("mysql_version", r#"8.0 "quoted" \ {braces, comma}"#),
         ("mysql_version", ""),
         ("mysql_version", "NULL"),
+        ("mysql_version", &long_version),
+        ("mongodb_version", "7.0.14-8\n"),
+        ("postgresql_version", "16.4 (Ubuntu 16.4-1.pgdg22.04+1)"),
+        ("postgresql_version", "16 ½"),
         ("deployment", "PACKAGE"),
     ];
-    lists.push(
-        awkward
-            .iter()
-            .map(|(key, value)| Metric {
-                key: (*key).to_owned(),
-                value: (*value).to_owned(),
-            })
-            .collect(),
-    );
+    let junk_method = [("DistributionMethod", " DOCKER"), ("deployment", "PACKAGE")];
+    for pairs in [&awkward[..], &junk_method[..]] {
+        lists.push(
+            pairs
+                .iter()
+                .map(|(key, value)| Metric {
+                    key: (*key).to_owned(),
+                    value: (*value).to_owned(),
+                })
+                .collect(),
+        );
+    }
 
     for metrics in &lists {
         assert_eq!(
@@ -1863,4 +1863,238 @@ async fn typed_metrics_match_the_sql_extraction() {
         );
     }
     app.cleanup().await;
+}
+
+/// Which values may become versions is decided in the service at ingest and, for stored data and
+/// analysts' own queries, by `analytics.plausible_label()`: one rule, held together here.
+#[tokio::test]
+async fn plausible_labels_match_the_sql_rule() {
+    let app = spawn().await;
+    let mut values: Vec<String> = [
+        "8.0.36-28",
+        "3.2.0",
+        "v1.2.0",
+        "16.4 (Ubuntu 16.4-1.pgdg22.04+1)",
+        "10.6.16-MariaDB-1:10.6.16+maria~ubu2004",
+        "DOCKER",
+        "x",
+        "~",
+        "!",
+        "",
+        " ",
+        " 8.0",
+        "8.0 ",
+        "8.0  1",
+        "8.0\t1",
+        "8.0\r\n",
+        "8.0\u{7f}",
+        "8.0.٣",
+        "versión",
+        "8.0.36\u{200b}",
+        "😀",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    for length in [63, 64, 65, 2704, 3000] {
+        values.push("8".repeat(length));
+    }
+    for value in &values {
+        let in_sql: bool = sqlx::query_scalar("SELECT analytics.plausible_label($1)")
+            .bind(value)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        assert_eq!(is_plausible_label(value), in_sql, "{value:?}");
+    }
+    assert!(is_plausible_label(&"8".repeat(64)) && !is_plausible_label(&"8".repeat(65)));
+    app.cleanup().await;
+}
+
+/// A database that took junk versions before the rule existed: the migration keeps every raw report
+/// and metric, clears the junk out of every derived column, joins the upgrade history up around it,
+/// and the rollups then refresh.
+#[tokio::test]
+async fn migration_clears_junk_out_of_derived_data_and_keeps_the_reports() {
+    let (name, pool) = common::database_migrated_to(20261125100000).await;
+    let junk = "3.".repeat(1500);
+    let instance = Uuid::new_v4();
+    let reports = [
+        ("2026-01-05T08:00:00Z", "3.1.0"),
+        ("2026-01-06T08:00:00Z", junk.as_str()),
+        ("2026-01-07T08:00:00Z", "3.2.0"),
+        ("2026-01-08T08:00:00Z", "vers\u{f6}n"),
+        ("2026-01-09T08:00:00Z", "3.2.0"),
+    ];
+    let mut report_ids = Vec::new();
+    for (at, version) in reports {
+        let report_id = Uuid::new_v4();
+        report_ids.push(report_id);
+        let metrics = serde_json::json!([
+            {"key": "PMMServerVersion", "value": version},
+            {"key": "mysql_version", "value": version},
+            {"key": "DistributionMethod", "value": version},
+        ]);
+        sqlx::query(
+            "INSERT INTO reports (report_id, instance_id, product_family, created_at, received_at, version,
+                                  protocol, metrics)
+             VALUES ($1, $2, 'PRODUCT_FAMILY_PMM', $3::timestamptz, now(), $4, 'GenericReport', $5)",
+        )
+        .bind(report_id)
+        .bind(instance)
+        .bind(at)
+        .bind(version)
+        .bind(&metrics)
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO analytics.instance_days
+                 (day, instance_id, product_family, report_count, first_report_at, last_report_at,
+                  last_report_id, first_version, version, distribution_method, mysql_versions)
+             VALUES ($1::timestamptz::date, $2, 'PRODUCT_FAMILY_PMM', 1, $1::timestamptz, $1::timestamptz,
+                     $3, $4, $4, $4, ARRAY['8.0.36', $4])",
+        )
+        .bind(at)
+        .bind(instance)
+        .bind(report_id)
+        .bind(version)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    // What the service of the time wrote: the latest version, and an upgrade at every change
+    // (except the one to the long junk, whose index entry it could not write).
+    sqlx::query(
+        "INSERT INTO instances (instance_id, product_family, first_seen, last_seen, version, version_seen_at,
+                                report_count, last_received_at)
+         VALUES ($1, 'PRODUCT_FAMILY_PMM', '2026-01-05T08:00:00Z', '2026-01-09T08:00:00Z', $2,
+                 '2026-01-08T08:00:00Z', 5, now())",
+    )
+    .bind(instance)
+    .bind("vers\u{f6}n")
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (from, to, at, report) in [
+        ("3.1.0", "3.2.0", "2026-01-07T08:00:00Z", report_ids[2]),
+        (
+            "3.2.0",
+            "vers\u{f6}n",
+            "2026-01-08T08:00:00Z",
+            report_ids[3],
+        ),
+        (
+            "vers\u{f6}n",
+            "3.2.0",
+            "2026-01-09T08:00:00Z",
+            report_ids[4],
+        ),
+    ] {
+        sqlx::query(
+            "INSERT INTO upgrades (instance_id, product_family, from_version, to_version, upgraded_at, report_id)
+             VALUES ($1, 'PRODUCT_FAMILY_PMM', $2, $3, $4::timestamptz, $5)",
+        )
+        .bind(instance)
+        .bind(from)
+        .bind(to)
+        .bind(at)
+        .bind(report)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let raw_before: Vec<String> =
+        sqlx::query_scalar("SELECT metrics::text FROM reports ORDER BY created_at")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+
+    store::MIGRATOR.run(&pool).await.unwrap();
+
+    let raw_after: Vec<String> =
+        sqlx::query_scalar("SELECT metrics::text FROM reports ORDER BY created_at")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(raw_after, raw_before, "every raw report and metric is kept");
+    let versions: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT version FROM reports ORDER BY created_at")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let plain = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        versions,
+        [plain("3.1.0"), None, plain("3.2.0"), None, plain("3.2.0")]
+    );
+    let latest: (Option<String>, Option<DateTime<Utc>>) =
+        sqlx::query_as("SELECT version, version_seen_at FROM instances")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        latest,
+        (
+            plain("3.2.0"),
+            Some("2026-01-09T08:00:00Z".parse().unwrap())
+        )
+    );
+    let upgrades: Vec<(String, String, Uuid)> = sqlx::query_as(
+        "SELECT from_version, to_version, report_id FROM upgrades ORDER BY upgraded_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        upgrades,
+        [("3.1.0".to_owned(), "3.2.0".to_owned(), report_ids[2])]
+    );
+    let days: Vec<DerivedDay> = sqlx::query_as(
+        "SELECT first_version, version, distribution_method, mysql_versions
+             FROM analytics.instance_days ORDER BY day",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let day = |version: Option<String>| {
+        (
+            version.clone(),
+            version.clone(),
+            version.clone(),
+            Some(
+                std::iter::once("8.0.36".to_owned())
+                    .chain(version)
+                    .collect::<Vec<_>>(),
+            ),
+        )
+    };
+    assert_eq!(
+        days,
+        [
+            day(plain("3.1.0")),
+            day(None),
+            day(plain("3.2.0")),
+            day(None),
+            day(plain("3.2.0"))
+        ]
+    );
+    let stale: i64 = sqlx::query_scalar("SELECT count(*) FROM analytics.stale_days")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stale, 2, "the two days that held junk are rebuilt");
+    store::refresh_rollups(&pool, NaiveDate::from_ymd_opt(2026, 1, 20).unwrap())
+        .await
+        .expect("the rollups refresh");
+    let rolled: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT version FROM analytics.daily_versions
+         UNION SELECT DISTINCT version FROM analytics.daily_monitored_databases ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rolled, ["3.1.0", "3.2.0", "8.0.36"]);
+    pool.close().await;
+    common::drop_database(&name).await;
 }

@@ -455,6 +455,48 @@ async fn product_version_comes_from_the_family_key() {
     app.cleanup().await;
 }
 
+/// `call-home.sh` sends the version as `pillar_version` whatever the product: PMM and Everest pings
+/// take it when their own key is absent or empty, and never over it.
+#[tokio::test]
+async fn pillar_version_stands_in_for_an_absent_family_key() {
+    let app = TestApp::spawn().await;
+    let pillar = json!({"key": "pillar_version", "value": "3.4.0"});
+    let mut expected = Vec::new();
+    for (family, metrics, version) in [
+        ("PRODUCT_FAMILY_PMM", json!([pillar]), "3.4.0"),
+        ("PRODUCT_FAMILY_EVEREST", json!([pillar]), "3.4.0"),
+        (
+            "PRODUCT_FAMILY_PMM",
+            json!([{"key": "PMMServerVersion", "value": ""}, pillar]),
+            "3.4.0",
+        ),
+        (
+            "PRODUCT_FAMILY_PMM",
+            json!([pillar, {"key": "PMMServerVersion", "value": "3.1.0"}]),
+            "3.1.0",
+        ),
+        (
+            "PRODUCT_FAMILY_EVEREST",
+            json!([pillar, {"key": "version", "value": "1.2.0"}]),
+            "1.2.0",
+        ),
+    ] {
+        let instance = Uuid::new_v4();
+        let body = json!({"reports": [{"id": Uuid::new_v4().to_string(),
+            "createTime": "2025-01-01T00:00:00Z", "instanceId": instance.to_string(),
+            "productFamily": family, "metrics": metrics}]});
+        assert_ok(app.post_report(body.to_string()).await).await;
+        expected.push((instance, version));
+    }
+    for (instance, version) in expected {
+        assert_eq!(
+            instance_version(&app, instance).await,
+            (Some(version.to_owned()), 1)
+        );
+    }
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn bad_input_is_refused_and_changes_nothing() {
     let app = TestApp::spawn().await;

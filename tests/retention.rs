@@ -279,3 +279,170 @@ async fn an_instance_back_after_its_reports_expired_still_gets_its_upgrade() {
     assert_eq!(upgrades, [("3.1.0".to_owned(), "3.2.0".to_owned())]);
     app.cleanup().await;
 }
+
+/// A version of 3,000 characters is accepted and kept raw, but it is no version: it neither poisons
+/// its instance's later writes nor the rollups, and the retention command still deletes on time.
+#[tokio::test]
+async fn a_junk_version_is_kept_raw_and_breaks_neither_ingest_nor_retention() {
+    let app = TestApp::spawn_with(|config| config.retention_interval_secs = 0).await;
+    let instance = uuid::Uuid::new_v4();
+    let junk = "3.".repeat(1500);
+    let post = |created: chrono::DateTime<Utc>, version: String| {
+        let body = serde_json::json!({"reports": [{
+            "id": uuid::Uuid::new_v4().to_string(),
+            "instanceId": instance.to_string(),
+            "createTime": created.to_rfc3339(),
+            "productFamily": "PRODUCT_FAMILY_PMM",
+            "metrics": [
+                {"key": "PMMServerVersion", "value": version},
+                {"key": "mysql_version", "value": version},
+                {"key": "DistributionMethod", "value": version},
+            ],
+        }]});
+        app.post_report(body.to_string())
+    };
+    let now = Utc::now();
+    assert_eq!(post(now - Days::new(3), "3.1.0".into()).await.status(), 200);
+    assert_eq!(post(now - Days::new(2), junk.clone()).await.status(), 200);
+    let stored: (Option<String>, String) = sqlx::query_as(
+        "SELECT version, metrics->0->>'value' FROM reports ORDER BY created_at OFFSET 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, (None, junk.clone()), "kept raw, not as the version");
+    assert_eq!(post(now - Days::new(1), "3.2.0".into()).await.status(), 200);
+    let upgrades: Vec<(String, String)> =
+        sqlx::query_as("SELECT from_version, to_version FROM upgrades WHERE instance_id = $1")
+            .bind(instance)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(upgrades, [("3.1.0".to_owned(), "3.2.0".to_owned())]);
+
+    // The two older reports are due; the command refreshes the rollups and deletes them.
+    age_reports_before(&app.pool, (now - Days::new(1)).date_naive()).await;
+    let (succeeded, output) = common::binary::run_command(
+        "retention",
+        &[
+            ("DATABASE_URL", app.database_url.clone()),
+            ("RETENTION_DAYS", "400".into()),
+        ],
+    )
+    .await;
+    assert!(succeeded, "{output}");
+    assert!(output.contains("deleted 2 raw reports"), "{output}");
+    assert_eq!(count(&app.pool, "reports").await, 1);
+    let longest: i32 = sqlx::query_scalar(
+        "SELECT coalesce(max(length(version)), 0) FROM (
+             SELECT version FROM analytics.daily_versions
+             UNION ALL SELECT version FROM analytics.daily_monitored_databases
+             UNION ALL SELECT distribution_method FROM analytics.instance_days) AS derived",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!((1..=64).contains(&longest), "{longest}");
+    app.cleanup().await;
+}
+
+/// A refresh that fails does not hold raw reports back: they go on time, the failure is logged and
+/// counted, and the days it could not fold in are rebuilt by the next refresh that works.
+#[tokio::test]
+async fn expired_reports_go_even_when_the_refresh_fails() {
+    let app = TestApp::spawn_with(|config| config.retention_interval_secs = 0).await;
+    let today = Utc::now().date_naive();
+    let post = |created: chrono::DateTime<Utc>| {
+        let body = serde_json::json!({"reports": [{
+            "id": uuid::Uuid::new_v4().to_string(),
+            "instanceId": uuid::Uuid::new_v4().to_string(),
+            "createTime": created.to_rfc3339(),
+            "productFamily": "PRODUCT_FAMILY_PS",
+            "metrics": [{"key": "pillar_version", "value": "8.0.36-28"}],
+        }]});
+        app.post_report(body.to_string())
+    };
+    assert_eq!(post(Utc::now() - Days::new(5)).await.status(), 200);
+    retention::run_once(&app.pool, None, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(post(Utc::now() - Days::new(8)).await.status(), 200);
+    // Every refresh since the second report arrived failed, for longer than reports are kept.
+    sqlx::query("UPDATE reports SET received_at = now() - interval '500 days'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE analytics.rollup_state SET refreshed_at = now() - interval '600 days'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "ALTER TABLE analytics.daily_activity ADD CONSTRAINT refresh_breaks CHECK (false) NOT VALID",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let failed = retention::run_once(&app.pool, Some(KEEP), Utc::now()).await;
+    assert!(
+        matches!(
+            failed,
+            Err(retention::RetentionError::Refresh {
+                deleted_reports: 2,
+                ..
+            })
+        ),
+        "{failed:?}"
+    );
+    assert_eq!(count(&app.pool, "reports").await, 0);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"telemetry_rollup_refreshes_total{result="failed"}"#),
+        "{metrics}"
+    );
+    let (succeeded, output) = common::binary::run_command(
+        "retention",
+        &[
+            ("DATABASE_URL", app.database_url.clone()),
+            ("RETENTION_DAYS", "400".into()),
+        ],
+    )
+    .await;
+    assert!(!succeeded, "{output}");
+    assert!(
+        output.contains("rollup refresh failed; expired raw reports are deleted all the same"),
+        "{output}"
+    );
+
+    sqlx::query("ALTER TABLE analytics.daily_activity DROP CONSTRAINT refresh_breaks")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    retention::run_once(&app.pool, Some(KEEP), Utc::now())
+        .await
+        .unwrap();
+    let late_day = today - Days::new(8);
+    let active: Vec<(NaiveDate, i32)> = sqlx::query_as(
+        "SELECT day, active_instances FROM analytics.daily_activity
+         WHERE product_family = 'PRODUCT_FAMILY_PS' AND day IN ($1, $2) ORDER BY day",
+    )
+    .bind(late_day)
+    .bind(today - Days::new(2))
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        active,
+        [(late_day, 1), (today - Days::new(2), 2)],
+        "the deleted report's days are in the rollups"
+    );
+    app.cleanup().await;
+}

@@ -239,7 +239,7 @@ fn pmm_report(
         instance_id,
         product_family: ProductFamily::Pmm,
         created_at,
-        version: Some(header.version).filter(|version| !version.is_empty()),
+        version: ProductFamily::Pmm.version_in(&metrics),
         up_duration_seconds: header.up_duration.and_then(|duration| {
             crate::ingest::up_duration_seconds(duration.seconds, duration.nanos)
         }),

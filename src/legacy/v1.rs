@@ -99,7 +99,7 @@ pub fn parse_v1_report(body: &[u8], received_at: DateTime<Utc>) -> Result<Report
         instance_id,
         product_family: ProductFamily::Pmm,
         created_at: received_at,
-        version: Some(version).filter(|version| !version.is_empty()),
+        version: ProductFamily::Pmm.version_in(&metrics),
         up_duration_seconds: None,
         metrics,
     })

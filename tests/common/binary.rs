@@ -54,6 +54,27 @@ fn collect(
     })
 }
 
+/// Runs a one-shot command of the binary (`migrate`, `retention`, ...) with only `env` as its
+/// environment, and returns whether it succeeded and everything it wrote.
+pub async fn run_command(command: &str, env: &[(&str, String)]) -> (bool, String) {
+    let output = tokio::time::timeout(
+        PROCESS_TIMEOUT,
+        Command::new(env!("CARGO_BIN_EXE_telemetry-server"))
+            .arg(command)
+            .env_clear()
+            .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the command finishes")
+    .expect("the binary starts");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), strip_ansi(&text))
+}
+
 impl Service {
     /// Starts the binary with only `env` as its environment, listening on `[::]:0` (dual-stack,
     /// so IPv4 and IPv6 clients both connect), and returns once it listens.

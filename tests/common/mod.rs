@@ -86,6 +86,28 @@ pub async fn drop_database(name: &str) {
     admin.close().await;
 }
 
+/// A fresh database with the migrations up to and including `version` applied, to show what the
+/// later migrations make of data stored before them. Drop it with [`drop_database`].
+pub async fn database_migrated_to(version: i64) -> (String, PgPool) {
+    let name = fresh_database_name().await;
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin_url())
+        .await
+        .unwrap();
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let pool = PgPool::connect(&database_url(&name)).await.unwrap();
+    telemetry_server::store::MIGRATOR
+        .run_to(version, &pool)
+        .await
+        .unwrap();
+    (name, pool)
+}
+
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
