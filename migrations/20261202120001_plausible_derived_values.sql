@@ -5,7 +5,8 @@
 -- typed_metrics::is_plausible_label, tests/analytics.rs holds the two together); every value stays
 -- exactly as sent in reports.metrics.
 --
--- Redefines analytics.extract_metrics(jsonb); adds analytics.plausible_label(text).
+-- Redefines analytics.extract_metrics(jsonb) (keeping 20261202110001's reading of NUL-escaped
+-- pairs); adds analytics.plausible_label(text).
 
 CREATE FUNCTION analytics.plausible_label(value text) RETURNS boolean
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
@@ -64,12 +65,16 @@ BEGIN ATOMIC
             array_agg(m.value ORDER BY m.n)
                 FILTER (WHERE m.key = 'postgresql_version' AND analytics.plausible_label(m.value))
                 AS postgresql_versions
-        FROM ROWS FROM (jsonb_to_recordset(metrics) AS (key text, value text)) WITH ORDINALITY AS m(key, value, n)
+        -- As in 20261202110001_nul_escaped_metrics: a value that held U+0000 counts as absent.
+        FROM (SELECT r.key, CASE WHEN r.nul_escaped THEN NULL ELSE r.value END AS value, r.n
+              FROM ROWS FROM (jsonb_to_recordset(metrics) AS (key text, value text, nul_escaped boolean))
+                   WITH ORDINALITY AS r(key, value, nul_escaped, n)) AS m
     ) AS t;
 END;
 COMMENT ON FUNCTION analytics.extract_metrics(jsonb) IS
     'Reads the known PMM and agent keys (docs/protocol.md, PMM metric keys) from a reports.metrics array '
     'in one pass: the first value of each single-valued key, every value of the per-service version keys. '
+    'A value that held U+0000 (a "nul_escaped" pair) counts as absent. '
     'Versions and the distribution method count only when analytics.plausible_label() accepts them. '
     'The same mapping ingest applies (in the service) to fill analytics.instance_days; use it on '
     'reports.metrics for the same fields of any stored report. Other keys stay in reports.metrics.';
