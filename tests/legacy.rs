@@ -1074,3 +1074,46 @@ async fn a_spent_memory_budget_is_unavailable_to_grpc_callers() {
     assert_eq!(app.count("reports").await, 0);
     app.cleanup().await;
 }
+
+/// PMM 2's gRPC path takes its version from the same rule as GenericReport: a junk version is kept
+/// raw and is no version, so the instance's next change answers OK, not INTERNAL.
+#[tokio::test]
+async fn a_junk_version_over_grpc_is_kept_raw_and_poisons_nothing() {
+    let app = TestApp::spawn().await;
+    let instance = Uuid::new_v4();
+    let junk = "2.".repeat(1500);
+    let now = Utc::now();
+    for (days, version) in [(0, "2.20.0"), (1, junk.as_str()), (2, "2.21.0")] {
+        let request = ReportRequest {
+            events: vec![grpc_event(
+                Uuid::new_v4(),
+                now + Duration::days(days),
+                &uptime_event(instance, version, 86400),
+            )],
+            metrics: Vec::new(),
+        };
+        grpc_report(&app, request)
+            .await
+            .unwrap_or_else(|status| panic!("version {days}: {status:?}"));
+    }
+    let stored: Vec<(Option<String>, String)> =
+        sqlx::query_as("SELECT version, metrics->0->>'value' FROM reports ORDER BY created_at")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored,
+        [
+            (Some("2.20.0".to_owned()), "2.20.0".to_owned()),
+            (None, junk.clone()),
+            (Some("2.21.0".to_owned()), "2.21.0".to_owned()),
+        ]
+    );
+    let upgrades: Vec<(String, String)> =
+        sqlx::query_as("SELECT from_version, to_version FROM upgrades")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(upgrades, [("2.20.0".to_owned(), "2.21.0".to_owned())]);
+    app.cleanup().await;
+}
