@@ -273,13 +273,52 @@ pub async fn insert_reports<'a>(
     pool: &PgPool,
     reports: impl IntoIterator<Item = &'a NewReport>,
 ) -> Result<u64, StoreError> {
+    // Whatever stops us from getting a connection (refused, database closed to connections, pool
+    // exhausted) means the database is unavailable, not that these reports are at fault.
+    let mut tx = pool.begin().await.map_err(StoreError::Unavailable)?;
+    let inserted = insert_reports_in(&mut tx, reports).await?;
+    tx.commit().await.map_err(StoreError::from_sqlx)?;
+    Ok(inserted)
+}
+
+/// Several groups of reports in one transaction, each group all or nothing: a group the database
+/// refuses is rolled back to its savepoint and the others commit together. Finding the one request
+/// that broke a batch thus costs statements, not a commit (and its flush) per request.
+pub struct GroupedWrite {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+impl GroupedWrite {
+    pub async fn begin(pool: &PgPool) -> Result<Self, StoreError> {
+        let tx = pool.begin().await.map_err(StoreError::Unavailable)?;
+        Ok(Self { tx })
+    }
+
+    /// Stores one group within the transaction, or leaves the transaction as it was before.
+    pub async fn insert<'a>(
+        &mut self,
+        reports: impl IntoIterator<Item = &'a NewReport>,
+    ) -> Result<u64, StoreError> {
+        let mut savepoint = self.tx.begin().await.map_err(StoreError::from_sqlx)?;
+        let inserted = insert_reports_in(&mut savepoint, reports).await?;
+        savepoint.commit().await.map_err(StoreError::from_sqlx)?;
+        Ok(inserted)
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(StoreError::from_sqlx)
+    }
+}
+
+/// The statements of [`insert_reports`], within the caller's transaction.
+async fn insert_reports_in<'a>(
+    tx: &mut PgConnection,
+    reports: impl IntoIterator<Item = &'a NewReport>,
+) -> Result<u64, StoreError> {
     let columns = ReportColumns::from_reports(reports);
     if columns.report_id.is_empty() {
         return Ok(0);
     }
-    // Whatever stops us from getting a connection (refused, database closed to connections, pool
-    // exhausted) means the database is unavailable, not that these reports are at fault.
-    let mut tx = pool.begin().await.map_err(StoreError::Unavailable)?;
 
     let touched = sqlx::query!(
         r#"
@@ -576,7 +615,6 @@ pub async fn insert_reports<'a>(
         .map_err(StoreError::from_sqlx)?;
     }
 
-    tx.commit().await.map_err(StoreError::from_sqlx)?;
     Ok(u64::try_from(inserted).unwrap_or(0))
 }
 

@@ -154,41 +154,102 @@ async fn next_batch(
     Some(batch)
 }
 
-/// Commits a batch; when a request in it makes the commit fail, the batch is split in halves and
-/// each half committed on its own, down to the failing request. One failing request thus costs its
-/// batch about 2·log2(requests) extra transactions instead of one per request, so replaying it
-/// cannot collapse everyone else's throughput.
+/// Commits a batch; when a request in it makes the commit fail, [`isolate_failures`] stores the
+/// others without it.
 async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
-    let mut groups = vec![batch];
+    let reports: Vec<&NewReport> = batch.iter().flat_map(|job| &job.reports).collect();
+    let count = reports.len();
+    let outcome = commit_with_retry(pool, &reports).await;
+    drop(reports);
+    match outcome {
+        Ok(()) => {
+            observability::batch_committed(count);
+            finish(batch, Ok(()));
+        }
+        Err(error) if error.is_transient() => {
+            tracing::warn!(reports = count, requests = batch.len(), %error, "batch not committed, database unavailable");
+            not_committed(batch);
+        }
+        Err(error) if batch.len() == 1 => {
+            tracing::error!(parent: &batch[0].span, reports = count, %error, "request's reports could not be stored");
+            finish(batch, Err(WriteError::Failed));
+        }
+        Err(error) => {
+            tracing::warn!(requests = batch.len(), %error, "batch failed, isolating the failing requests");
+            isolate_failures(pool, batch).await;
+        }
+    }
+}
+
+/// Stores a failed batch's requests in one transaction, each group of requests in a savepoint,
+/// halving the groups the database refuses down to the requests at fault. A failing request thus
+/// costs its batch about 2·log2(requests) statements and one extra commit, instead of a commit per
+/// request: replaying it cannot collapse everyone else's throughput.
+async fn isolate_failures(pool: &PgPool, mut batch: Vec<Job>) {
+    let started = Instant::now();
+    let mut write = match store::GroupedWrite::begin(pool).await {
+        Ok(write) => write,
+        Err(error) => {
+            tracing::warn!(requests = batch.len(), %error, "batch not committed, database unavailable");
+            not_committed(batch);
+            return;
+        }
+    };
+    let second_half = batch.split_off(batch.len() / 2);
+    let mut groups = vec![second_half, batch];
+    let mut stored = Vec::new();
+    let mut refused = Vec::new();
     while let Some(mut group) = groups.pop() {
         let reports: Vec<&NewReport> = group.iter().flat_map(|job| &job.reports).collect();
-        let count = reports.len();
-        let outcome = commit_with_retry(pool, &reports).await;
-        drop(reports);
+        let outcome = write.insert(reports).await;
         match outcome {
-            Ok(()) => {
-                observability::batch_committed(count);
-                finish(group, Ok(()));
-            }
+            Ok(_) => stored.append(&mut group),
             Err(error) if error.is_transient() => {
-                tracing::warn!(reports = count, requests = group.len(), %error, "batch not committed, database unavailable");
-                for job in &group {
-                    tracing::info!(parent: &job.span, reports = job.reports.len(), "reports not committed, database unavailable");
-                }
-                finish(group, Err(WriteError::Unavailable));
+                // The transaction is lost, and with it what the earlier groups stored in it.
+                tracing::warn!(%error, "batch not committed, database unavailable");
+                stored.append(&mut group);
+                stored.extend(groups.into_iter().flatten());
+                stored.append(&mut refused);
+                not_committed(stored);
+                return;
             }
             Err(error) if group.len() == 1 => {
-                tracing::error!(parent: &group[0].span, reports = count, %error, "request's reports could not be stored");
-                finish(group, Err(WriteError::Failed));
+                tracing::error!(parent: &group[0].span, reports = group[0].reports.len(), %error, "request's reports could not be stored");
+                refused.append(&mut group);
             }
-            Err(error) => {
-                tracing::warn!(requests = group.len(), %error, "batch failed, committing each half on its own");
-                let second = group.split_off(group.len() / 2);
-                groups.push(second);
+            Err(_) => {
+                let second_half = group.split_off(group.len() / 2);
+                groups.push(second_half);
                 groups.push(group);
             }
         }
     }
+    let committed = write.commit().await;
+    observability::commit_finished(started.elapsed(), committed.is_ok());
+    match committed {
+        Ok(()) => {
+            observability::batch_committed(stored.iter().map(|job| job.reports.len()).sum());
+            finish(stored, Ok(()));
+        }
+        Err(error) => {
+            tracing::warn!(%error, "batch not committed");
+            let result = if error.is_transient() {
+                WriteError::Unavailable
+            } else {
+                WriteError::Failed
+            };
+            finish(stored, Err(result));
+        }
+    }
+    finish(refused, Err(WriteError::Failed));
+}
+
+/// Answers every request of `jobs` that its reports were not committed for want of the database.
+fn not_committed(jobs: Vec<Job>) {
+    for job in &jobs {
+        tracing::info!(parent: &job.span, reports = job.reports.len(), "reports not committed, database unavailable");
+    }
+    finish(jobs, Err(WriteError::Unavailable));
 }
 
 /// Retries once after a lost deadlock or serialization race; other failures go back to the caller.

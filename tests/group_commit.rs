@@ -266,13 +266,13 @@ async fn one_failing_request_costs_its_batch_a_few_transactions() {
     }
     assert_eq!(acknowledged, REQUESTS - 1);
     assert_eq!(app.count("reports").await, (REQUESTS - 1) as i64);
-    // Halving down to the failing request: the whole batch, then a failed and a committed half at
-    // each of log2(32) = 5 levels. Committing each request on its own would take 33. One more
+    // Halving down to the failing request: the whole batch, then a refused and a stored half at
+    // each of log2(32) = 5 levels. Storing each request on its own would take 33. One more
     // failed attempt is allowed in case the requests did not all make the same batch.
     let attempts = insert_attempts(&app).await;
     assert!(
         attempts <= 1 + 2 * 5 + 1,
-        "{attempts} transactions for {REQUESTS} requests with one failing"
+        "{attempts} insert statements for {REQUESTS} requests with one failing"
     );
     app.cleanup().await;
 }
