@@ -4,7 +4,8 @@
 //! turn the sender's address into a country, `store` holds all SQL (`stored_metrics` the form metrics are stored in), `writer` batches commits, `body`
 //! reads and inflates request bodies, `app` is the HTTP surface, `web` the landing page built from the `catalogue` of known metric keys,
 //! `stats` the public statistics page (its privacy rule in `stats::model`),
-//! `reload` re-reads files on SIGHUP, `retention` keeps the analytics rollups current and expires raw
+//! `body_budget` bounds the request-body bytes held at once, `connections` the open and idle
+//! connections, `rate_limit` each client's requests, `reload` re-reads files on SIGHUP, `retention` keeps the analytics rollups current and expires raw
 //! reports, `synthetic` generates test history, and `server` wires them together at start-up.
 
 // The one exception, memory-mapping the GeoIP database, carries its own `allow` and SAFETY comment.
