@@ -142,15 +142,7 @@ async fn full_queue_answers_503_at_once_and_recovers() {
     // Wait until both are queued (the writer holds them in a blocked batch).
     let mut queued = false;
     for _ in 0..100 {
-        let metrics = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics_text().await;
         if metrics.contains("telemetry_queue_depth_reports 2") {
             queued = true;
             break;

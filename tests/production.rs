@@ -267,15 +267,7 @@ async fn health_readiness_and_metrics() {
         .unwrap();
     let twice = r#"{"reports":[{"id":"6f1f4b48-5a4e-4a2f-9d0c-2a3b4c5d6e7f","id":"6f1f4b48-5a4e-4a2f-9d0c-2a3b4c5d6e7f"}]}"#;
     assert_eq!(app.post_report(twice).await.status(), 400);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     for expected in [
         "telemetry_http_requests_total{route=\"/v1/telemetry/GenericReport\",method=\"POST\",status=\"200\"}",
         "telemetry_http_request_duration_seconds_bucket{route=\"/v1/telemetry/GenericReport\",method=\"POST\",le=\"0.005\"}",
@@ -746,29 +738,14 @@ async fn connections_beyond_the_cap_are_closed_on_arrival() {
             other => panic!("no slot came back: {other:?}"),
         }
     }
-    let metrics = client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(metrics.contains("telemetry_connections_refused_total"));
     app.cleanup().await;
 }
 
 /// The service's gauge of request-body bytes held, read from `/metrics`.
 async fn body_bytes_in_flight(app: &TestApp) -> f64 {
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     metrics
         .lines()
         .find_map(|line| line.strip_prefix("telemetry_body_bytes_in_flight "))

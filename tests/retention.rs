@@ -231,15 +231,7 @@ async fn the_service_runs_the_job_on_its_own() {
     }
     assert_eq!(active_that_day().await, Some(1));
     assert_eq!(app.count("analytics.instance_days").await, 1);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("telemetry_retention_deleted_reports_total"),
         "{metrics}"
@@ -395,15 +387,7 @@ async fn expired_reports_go_even_when_the_refresh_fails() {
         "{failed:?}"
     );
     assert_eq!(count(&app.pool, "reports").await, 0);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains(r#"telemetry_rollup_refreshes_total{result="failed"}"#),
         "{metrics}"

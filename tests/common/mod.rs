@@ -221,6 +221,18 @@ impl TestApp {
             .expect("request reaches the service")
     }
 
+    /// What `/metrics` says now, as Prometheus text.
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("request reaches the service")
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
             .fetch_one(&self.pool)
