@@ -17,6 +17,7 @@ use proptest::sample::Index;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
 use telemetry_server::ingest::{ProductFamily, parse_report_request};
+use telemetry_server::typed_metrics::is_plausible_label;
 use uuid::Uuid;
 
 const HTTP_CASES: u32 = 256;
@@ -200,12 +201,19 @@ struct ReportCase {
 
 impl ReportCase {
     /// The version the report carries: the first value of its family's version key, unless empty.
+    /// The family's own version key, else `pillar_version` (as `call-home.sh` sends for every
+    /// family), and only when it is a plausible label; anything else stays in the raw metrics only.
     fn version(&self) -> Option<&str> {
-        self.metrics
-            .iter()
-            .find(|(key, _)| key == self.family.version_metric_key())
-            .map(|(_, value)| value.as_str())
-            .filter(|value| !value.is_empty())
+        let present = |wanted: &str| {
+            self.metrics
+                .iter()
+                .find(|(key, _)| key == wanted)
+                .map(|(_, value)| value.as_str())
+                .filter(|value| !value.is_empty())
+        };
+        present(self.family.version_metric_key())
+            .or_else(|| present("pillar_version"))
+            .filter(|value| is_plausible_label(value))
     }
 }
 
