@@ -2,6 +2,7 @@
 //! transaction holding them has committed. A few writer tasks drain the queue in batches, so the
 //! database commits once per batch instead of once per report, and nothing is acknowledged early.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Span;
+use uuid::Uuid;
 
 use crate::observability;
 use crate::store::{self, NewReport, StoreError};
@@ -74,8 +76,14 @@ impl Writer {
         let (jobs, receiver) = mpsc::unbounded_channel();
         let receiver = Arc::new(Mutex::new(receiver));
         let mut tasks = JoinSet::new();
+        let quarantine = Arc::new(Quarantine::default());
         for _ in 0..settings.writers.max(1) {
-            tasks.spawn(run_writer(pool.clone(), receiver.clone(), settings));
+            tasks.spawn(run_writer(
+                pool.clone(),
+                receiver.clone(),
+                settings,
+                quarantine.clone(),
+            ));
         }
         let capacity = settings.queue_capacity.max(1);
         let writer = Self {
@@ -120,9 +128,58 @@ async fn run_writer(
     pool: PgPool,
     receiver: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
     settings: WriterSettings,
+    quarantine: Arc<Quarantine>,
 ) {
     while let Some(batch) = next_batch(&receiver, &settings).await {
-        commit_batch(&pool, batch).await;
+        // Requests of quarantined instances go after the batch, each in a transaction of its own.
+        let (suspects, batch): (Vec<Job>, Vec<Job>) =
+            batch.into_iter().partition(|job| quarantine.holds(job));
+        if !batch.is_empty() {
+            commit_batch(&pool, batch, &quarantine).await;
+        }
+        for job in suspects {
+            commit_batch(&pool, vec![job], &quarantine).await;
+        }
+    }
+}
+
+/// How long an instance stays quarantined after one of its requests failed on its own.
+const QUARANTINE_FOR: Duration = Duration::from_secs(600);
+/// Instances held at most (about 100 bytes each); beyond, a failing instance is not remembered and
+/// its requests just go through the batch split again.
+const QUARANTINE_CAPACITY: usize = 10_000;
+
+/// Instances whose request failed to commit on its own. PMM keeps a refused report and re-sends it
+/// with every later one, so a report the database refuses comes back again and again; a request of
+/// a quarantined instance is committed alone instead of joining a batch, and then costs only its own
+/// failed statement rather than a split of everyone else's batch. It is still stored if it can be.
+#[derive(Default)]
+struct Quarantine {
+    until: std::sync::Mutex<HashMap<Uuid, Instant>>,
+}
+
+impl Quarantine {
+    fn holds(&self, job: &Job) -> bool {
+        let now = Instant::now();
+        let until = self.until.lock().expect("quarantine lock");
+        !until.is_empty()
+            && job.reports.iter().any(|new| {
+                until
+                    .get(&new.report.instance_id)
+                    .is_some_and(|&expiry| expiry > now)
+            })
+    }
+
+    fn add(&self, job: &Job) {
+        let now = Instant::now();
+        let mut until = self.until.lock().expect("quarantine lock");
+        until.retain(|_, expiry| *expiry > now);
+        for new in &job.reports {
+            if until.len() >= QUARANTINE_CAPACITY {
+                break;
+            }
+            until.insert(new.report.instance_id, now + QUARANTINE_FOR);
+        }
     }
 }
 
@@ -156,7 +213,7 @@ async fn next_batch(
 
 /// Commits a batch; when a request in it makes the commit fail, [`isolate_failures`] stores the
 /// others without it.
-async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
+async fn commit_batch(pool: &PgPool, batch: Vec<Job>, quarantine: &Quarantine) {
     let reports: Vec<&NewReport> = batch.iter().flat_map(|job| &job.reports).collect();
     let count = reports.len();
     let outcome = commit_with_retry(pool, &reports).await;
@@ -172,11 +229,12 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
         }
         Err(error) if batch.len() == 1 => {
             tracing::error!(parent: &batch[0].span, reports = count, %error, "request's reports could not be stored");
+            quarantine.add(&batch[0]);
             finish(batch, Err(WriteError::Failed));
         }
         Err(error) => {
             tracing::warn!(requests = batch.len(), %error, "batch failed, isolating the failing requests");
-            isolate_failures(pool, batch).await;
+            isolate_failures(pool, batch, quarantine).await;
         }
     }
 }
@@ -185,7 +243,7 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Job>) {
 /// halving the groups the database refuses down to the requests at fault. A failing request thus
 /// costs its batch about 2·log2(requests) statements and one extra commit, instead of a commit per
 /// request: replaying it cannot collapse everyone else's throughput.
-async fn isolate_failures(pool: &PgPool, mut batch: Vec<Job>) {
+async fn isolate_failures(pool: &PgPool, mut batch: Vec<Job>, quarantine: &Quarantine) {
     let started = Instant::now();
     let mut write = match store::GroupedWrite::begin(pool).await {
         Ok(write) => write,
@@ -215,6 +273,7 @@ async fn isolate_failures(pool: &PgPool, mut batch: Vec<Job>) {
             }
             Err(error) if group.len() == 1 => {
                 tracing::error!(parent: &group[0].span, reports = group[0].reports.len(), %error, "request's reports could not be stored");
+                quarantine.add(&group[0]);
                 refused.append(&mut group);
             }
             Err(_) => {

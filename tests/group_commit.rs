@@ -209,7 +209,7 @@ async fn insert_attempts(app: &TestApp) -> i64 {
 }
 
 #[tokio::test]
-async fn one_failing_request_costs_its_batch_a_few_transactions() {
+async fn one_failing_request_costs_its_batch_a_few_statements_and_its_replays_only_their_own() {
     const REQUESTS: usize = 32;
     let app = TestApp::spawn_with(|config| {
         config.writers = 1;
@@ -219,52 +219,67 @@ async fn one_failing_request_costs_its_batch_a_few_transactions() {
     let poison = Uuid::new_v4();
     refuse_instance_and_count_attempts(&app, poison).await;
 
-    let mut tasks = tokio::task::JoinSet::new();
-    for index in 0..REQUESTS {
-        let instance = if index == 7 { poison } else { Uuid::new_v4() };
-        let client = app.client.clone();
-        let url = app.url("/v1/telemetry/GenericReport");
-        let request = body(&[report(
-            Uuid::new_v4(),
-            instance,
-            "2025-01-01T00:00:00Z",
-            "3.0.0",
-        )]);
-        tasks.spawn(async move {
-            (
+    // Sends REQUESTS requests at once, the eighth for the refused instance; checks the answers.
+    let send_round = || async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for index in 0..REQUESTS {
+            let instance = if index == 7 { poison } else { Uuid::new_v4() };
+            let client = app.client.clone();
+            let url = app.url("/v1/telemetry/GenericReport");
+            let request = body(&[report(
+                Uuid::new_v4(),
                 instance,
-                client
-                    .post(url)
-                    .body(request)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status(),
-            )
-        });
-    }
-    let mut acknowledged = 0;
-    while let Some(result) = tasks.join_next().await {
-        let (instance, status) = result.unwrap();
-        if instance == poison {
-            assert!(
-                status.is_server_error(),
-                "the failing request is not acknowledged"
-            );
-        } else {
-            assert_eq!(status, 200);
-            acknowledged += 1;
+                "2025-01-01T00:00:00Z",
+                "3.0.0",
+            )]);
+            tasks.spawn(async move {
+                (
+                    instance,
+                    client
+                        .post(url)
+                        .body(request)
+                        .send()
+                        .await
+                        .unwrap()
+                        .status(),
+                )
+            });
         }
-    }
-    assert_eq!(acknowledged, REQUESTS - 1);
+        let mut acknowledged = 0;
+        while let Some(result) = tasks.join_next().await {
+            let (instance, status) = result.unwrap();
+            if instance == poison {
+                assert!(
+                    status.is_server_error(),
+                    "the failing request is not acknowledged"
+                );
+            } else {
+                assert_eq!(status, 200);
+                acknowledged += 1;
+            }
+        }
+        assert_eq!(acknowledged, REQUESTS - 1);
+    };
+
+    send_round().await;
     assert_eq!(app.count("reports").await, (REQUESTS - 1) as i64);
     // Halving down to the failing request: the whole batch, then a refused and a stored half at
     // each of log2(32) = 5 levels. Storing each request on its own would take 33. One more
     // failed attempt is allowed in case the requests did not all make the same batch.
-    let attempts = insert_attempts(&app).await;
+    let first_round = insert_attempts(&app).await;
     assert!(
-        attempts <= 1 + 2 * 5 + 1,
-        "{attempts} insert statements for {REQUESTS} requests with one failing"
+        first_round <= 1 + 2 * 5 + 1,
+        "{first_round} insert statements for {REQUESTS} requests with one failing"
+    );
+
+    // The instance is now quarantined: its replayed request is committed on its own, after the
+    // batch, which therefore commits in one statement (one more if the round made two batches).
+    send_round().await;
+    assert_eq!(app.count("reports").await, 2 * (REQUESTS - 1) as i64);
+    let second_round = insert_attempts(&app).await - first_round;
+    assert!(
+        second_round <= 1 + 1 + 1,
+        "{second_round} insert statements for a replay of the failing request"
     );
     app.cleanup().await;
 }
