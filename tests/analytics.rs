@@ -46,6 +46,21 @@ async fn write(pool: &PgPool, reports: &[NewReport]) {
     }
 }
 
+/// Moves everything stored so far a day into the past, and the last refresh an hour back, so that
+/// the next refresh sees only what arrives from now on as new.
+async fn arrived_long_before_the_last_refresh(pool: &PgPool) {
+    sqlx::query("UPDATE reports SET received_at = received_at - interval '1 day'")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE analytics.rollup_state SET refreshed_at = refreshed_at - interval '1 hour'",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 /// Generates the history, stores it day by day, refreshes the rollups as of the day after, and
 /// returns every report.
 async fn load_history(pool: &PgPool, settings: &Settings) -> Vec<NewReport> {
@@ -1343,16 +1358,7 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
     assert_eq!(active_on("2026-01-07").await, None);
 
     // What has arrived so far arrived long before the next refresh.
-    sqlx::query("UPDATE reports SET received_at = received_at - interval '1 day'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    sqlx::query(
-        "UPDATE analytics.rollup_state SET refreshed_at = refreshed_at - interval '1 hour'",
-    )
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    arrived_long_before_the_last_refresh(&app.pool).await;
     write(&app.pool, &[report("2026-01-05T10:00:00Z", "seconds:3600")]).await;
     let refresh = store::refresh_rollups(&app.pool, today).await.unwrap();
     let day = |d: u32, m: u32| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
@@ -1542,16 +1548,7 @@ async fn views_keep_their_promises_on_repeated_versionless_and_unresolved_report
 
     // An incremental refresh whose window starts after an instance's last version and country
     // looks further back for them, and agrees with a rebuild from scratch.
-    sqlx::query("UPDATE reports SET received_at = received_at - interval '1 day'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    sqlx::query(
-        "UPDATE analytics.rollup_state SET refreshed_at = refreshed_at - interval '1 hour'",
-    )
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    arrived_long_before_the_last_refresh(&app.pool).await;
     send(old, ps, "2026-12-05T10:00:00Z", None, unresolved).await;
     let later = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
     let refresh = store::refresh_rollups(&app.pool, later).await.unwrap();

@@ -586,6 +586,18 @@ async fn a_proxy_chain_gives_the_right_most_untrusted_hop() {
     app.cleanup().await;
 }
 
+/// The service with the GeoIP test database, behind a trusted loopback proxy that appends to
+/// `Forwarded`.
+async fn spawn_behind_forwarded_proxy() -> TestApp {
+    let database = test_data(COUNTRY_TEST);
+    TestApp::spawn_with(move |config| {
+        config.geoip_database = Some(database);
+        config.forwarded_header = telemetry_server::client_ip::ForwardedHeader::Forwarded;
+        trust_loopback(config);
+    })
+    .await
+}
+
 #[tokio::test]
 async fn only_the_configured_forwarding_header_is_read() {
     // A proxy appends to one header and passes the other through as the client wrote it.
@@ -598,13 +610,7 @@ async fn only_the_configured_forwarding_header_is_read() {
     assert_eq!(stored_country(&app, instance).await.as_deref(), Some("SE"));
     app.cleanup().await;
 
-    let database = test_data(COUNTRY_TEST);
-    let app = TestApp::spawn_with(move |config| {
-        config.geoip_database = Some(database);
-        config.forwarded_header = telemetry_server::client_ip::ForwardedHeader::Forwarded;
-        trust_loopback(config);
-    })
-    .await;
+    let app = spawn_behind_forwarded_proxy().await;
     let instance = send_with(&app, &headers).await;
     assert_eq!(stored_country(&app, instance).await.as_deref(), Some("GB"));
     let instance = send_with(
@@ -621,13 +627,7 @@ async fn only_the_configured_forwarding_header_is_read() {
 
 #[tokio::test]
 async fn a_client_behind_a_proxy_cannot_choose_its_country() {
-    let database = test_data(COUNTRY_TEST);
-    let app = TestApp::spawn_with(move |config| {
-        config.geoip_database = Some(database);
-        config.forwarded_header = telemetry_server::client_ip::ForwardedHeader::Forwarded;
-        trust_loopback(config);
-    })
-    .await;
+    let app = spawn_behind_forwarded_proxy().await;
     // The proxy appended an element without `for=`, and a quoted comma is not a list separator:
     // neither the client's GB nor its SE is believed.
     for forwarded in [

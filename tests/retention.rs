@@ -94,6 +94,15 @@ async fn age_reports_before(pool: &PgPool, day: NaiveDate) -> u64 {
     .rows_affected()
 }
 
+/// An instance's upgrades as (from, to) versions.
+async fn upgrades_of(pool: &PgPool, instance: uuid::Uuid) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT from_version, to_version FROM upgrades WHERE instance_id = $1")
+        .bind(instance)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn expired_reports_go_and_their_rollups_stay() {
     let app = TestApp::spawn_with(|config| config.retention_interval_secs = 0).await;
@@ -262,13 +271,10 @@ async fn an_instance_back_after_its_reports_expired_still_gets_its_upgrade() {
 
     // The previous version now lives only in `instances`; the upgrade is read from there.
     assert_eq!(post(Utc::now(), "3.2.0").await.status(), 200);
-    let upgrades: Vec<(String, String)> =
-        sqlx::query_as("SELECT from_version, to_version FROM upgrades WHERE instance_id = $1")
-            .bind(instance)
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!(upgrades, [("3.1.0".to_owned(), "3.2.0".to_owned())]);
+    assert_eq!(
+        upgrades_of(&app.pool, instance).await,
+        [("3.1.0".to_owned(), "3.2.0".to_owned())]
+    );
     app.cleanup().await;
 }
 
@@ -304,13 +310,10 @@ async fn a_junk_version_is_kept_raw_and_breaks_neither_ingest_nor_retention() {
     .unwrap();
     assert_eq!(stored, (None, junk.clone()), "kept raw, not as the version");
     assert_eq!(post(now - Days::new(1), "3.2.0".into()).await.status(), 200);
-    let upgrades: Vec<(String, String)> =
-        sqlx::query_as("SELECT from_version, to_version FROM upgrades WHERE instance_id = $1")
-            .bind(instance)
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!(upgrades, [("3.1.0".to_owned(), "3.2.0".to_owned())]);
+    assert_eq!(
+        upgrades_of(&app.pool, instance).await,
+        [("3.1.0".to_owned(), "3.2.0".to_owned())]
+    );
 
     // The two older reports are due; the command refreshes the rollups and deletes them.
     age_reports_before(&app.pool, (now - Days::new(1)).date_naive()).await;
