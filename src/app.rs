@@ -251,6 +251,7 @@ pub(crate) async fn store_reports(
             report,
             country_code: country_code.clone(),
             protocol,
+            received_at: None,
         })
         .collect();
     state.writer.write(reports).await?;

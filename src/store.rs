@@ -182,6 +182,9 @@ pub struct NewReport {
     pub country_code: Option<String>,
     /// Which wire protocol it came by, e.g. `GenericReport`.
     pub protocol: &'static str,
+    /// When it arrived, if not now: generated history (src/synthetic.rs) arrives on its own days.
+    /// `None` stores the ingest transaction's start, as for every report a client sends.
+    pub received_at: Option<DateTime<Utc>>,
 }
 
 /// The report columns as parallel arrays, the shape `UNNEST` takes.
@@ -211,6 +214,7 @@ struct ReportColumns {
     mysql_versions: Vec<Option<String>>,
     mongodb_versions: Vec<Option<String>>,
     postgresql_versions: Vec<Option<String>>,
+    received_at: Vec<Option<DateTime<Utc>>>,
 }
 
 impl ReportColumns {
@@ -255,6 +259,7 @@ impl ReportColumns {
             columns
                 .postgresql_versions
                 .push(literal(typed.postgresql_versions));
+            columns.received_at.push(new.received_at);
         }
         columns
     }
@@ -327,30 +332,33 @@ async fn insert_reports_in<'a>(
             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
                         $7::bigint[], $8::text[], $9::text[], $10::text[], $11::boolean[], $12::boolean[],
                         $13::boolean[], $14::boolean[], $15::boolean[], $16::boolean[], $17::boolean[],
-                        $18::integer[], $19::integer[], $20::integer[], $21::text[], $22::text[], $23::text[])
+                        $18::integer[], $19::integer[], $20::integer[], $21::text[], $22::text[], $23::text[],
+                        $24::timestamptz[])
                 AS t(report_id, instance_id, product_family, created_at, version, country_code,
                      up_duration_seconds, protocol, metrics, distribution_method, alerting_enabled,
                      stt_enabled, advisors_disabled, backup_management_enabled, dbaas_enabled,
                      access_control_enabled, updates_disabled, grafana_users, nodes, services,
-                     mysql_versions, mongodb_versions, postgresql_versions)
+                     mysql_versions, mongodb_versions, postgresql_versions, received_at)
         ),
         inserted AS (
             INSERT INTO reports (report_id, instance_id, product_family, created_at, received_at, version,
                                  country_code, up_duration_seconds, protocol, metrics)
             SELECT DISTINCT ON (report_id)
-                   report_id, instance_id, product_family, created_at, now(), version,
+                   report_id, instance_id, product_family, created_at, coalesce(received_at, now()), version,
                    country_code, up_duration_seconds, protocol, metrics::jsonb
             FROM incoming
             ORDER BY report_id
             ON CONFLICT (report_id) DO NOTHING
-            RETURNING report_id, instance_id, product_family, created_at, version, country_code,
-                      up_duration_seconds, (created_at AT TIME ZONE 'UTC')::date AS day
+            RETURNING report_id, instance_id, product_family, created_at, received_at, version, country_code,
+                      up_duration_seconds, analytics.report_day(created_at, received_at) AS day
         ),
         per_instance AS (
             SELECT instance_id,
                    product_family,
                    min(created_at) AS first_seen,
                    max(created_at) AS last_seen,
+                   min(day) AS first_day,
+                   max(received_at) AS last_received_at,
                    (array_agg(version ORDER BY created_at DESC, report_id DESC)
                         FILTER (WHERE version IS NOT NULL))[1] AS version,
                    max(created_at) FILTER (WHERE version IS NOT NULL) AS version_seen_at,
@@ -368,15 +376,16 @@ async fn insert_reports_in<'a>(
             JOIN per_instance p USING (instance_id, product_family)
         ),
         upserted AS (
-            INSERT INTO instances AS i (instance_id, product_family, first_seen, last_seen, version,
+            INSERT INTO instances AS i (instance_id, product_family, first_seen, last_seen, first_day, version,
                                         version_seen_at, country_code, report_count, last_received_at)
-            SELECT instance_id, product_family, first_seen, last_seen, version,
-                   version_seen_at, country_code, report_count, now()
+            SELECT instance_id, product_family, first_seen, last_seen, first_day, version,
+                   version_seen_at, country_code, report_count, last_received_at
             FROM per_instance
             ORDER BY instance_id, product_family
             ON CONFLICT (instance_id, product_family) DO UPDATE SET
                 first_seen = least(i.first_seen, excluded.first_seen),
                 last_seen = greatest(i.last_seen, excluded.last_seen),
+                first_day = least(i.first_day, excluded.first_day),
                 version = CASE
                     WHEN excluded.version_seen_at IS NOT NULL
                          AND (i.version_seen_at IS NULL OR excluded.version_seen_at > i.version_seen_at)
@@ -387,7 +396,7 @@ async fn insert_reports_in<'a>(
                     THEN excluded.version_seen_at ELSE i.version_seen_at END,
                 country_code = coalesce(excluded.country_code, i.country_code),
                 report_count = i.report_count + excluded.report_count,
-                last_received_at = excluded.last_received_at
+                last_received_at = greatest(i.last_received_at, excluded.last_received_at)
             RETURNING i.instance_id, i.product_family, i.report_count
         ),
         in_order AS (
@@ -422,10 +431,20 @@ async fn insert_reports_in<'a>(
             -- A late report older than an instance's first day moves that day: the old one is no
             -- longer the day the instance was new, and its rollups must be rebuilt.
             INSERT INTO analytics.stale_days (day, noted_at)
-            SELECT DISTINCT (i.first_seen AT TIME ZONE 'UTC')::date, now()
+            SELECT DISTINCT i.first_day, now()
             FROM instances i
             JOIN per_instance p USING (instance_id, product_family)
-            WHERE (p.first_seen AT TIME ZONE 'UTC')::date < (i.first_seen AT TIME ZONE 'UTC')::date
+            WHERE p.first_day < i.first_day
+            ON CONFLICT (day) DO UPDATE SET noted_at = excluded.noted_at
+            RETURNING 1 AS done
+        ),
+        unseen_arrivals AS (
+            -- Reports stored as arriving in the past (generated history) are not among the arrivals
+            -- a refresh looks for once it has passed them: their days are noted instead.
+            INSERT INTO analytics.stale_days (day, noted_at)
+            SELECT DISTINCT day, now()
+            FROM inserted
+            WHERE received_at < now() - interval '10 minutes'
             ON CONFLICT (day) DO UPDATE SET noted_at = excluded.noted_at
             RETURNING 1 AS done
         ),
@@ -548,6 +567,7 @@ async fn insert_reports_in<'a>(
         &columns.mysql_versions as &[Option<String>],
         &columns.mongodb_versions as &[Option<String>],
         &columns.postgresql_versions as &[Option<String>],
+        &columns.received_at as &[Option<DateTime<Utc>>],
     )
     .fetch_all(&mut *tx)
     .await
@@ -733,7 +753,7 @@ pub async fn delete_reports_received_before(
             unrefreshed AS (
                 -- The same overlap as analytics.rollup_ranges() gives transactions in flight.
                 INSERT INTO analytics.stale_days (day, noted_at)
-                SELECT DISTINCT (g.created_at AT TIME ZONE 'UTC')::date, now()
+                SELECT DISTINCT analytics.report_day(g.created_at, g.received_at), now()
                 FROM gone g, analytics.rollup_state s
                 WHERE g.received_at >= s.refreshed_at - interval '10 minutes'
                 ON CONFLICT (day) DO UPDATE SET noted_at = excluded.noted_at

@@ -977,6 +977,9 @@ impl Instance {
             },
             country_code: self.country.filter(|_| resolved).map(str::to_owned),
             protocol: PROTOCOL,
+            // Arriving as sent places the report on its own day (analytics.report_day()) and lets
+            // retention age it as the history says.
+            received_at: Some(created_at),
         }
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, Utc};
 use common::TestApp;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use telemetry_server::ingest::{Metric, ProductFamily, parse_report_request};
@@ -47,9 +47,14 @@ async fn write(pool: &PgPool, reports: &[NewReport]) {
 }
 
 /// Moves everything stored so far a day into the past, and the last refresh an hour back, so that
-/// the next refresh sees only what arrives from now on as new.
+/// the next refresh sees only what arrives from now on as new. That refresh would have forgotten
+/// the stale days noted a day before it (analytics.finish_refresh()).
 async fn arrived_long_before_the_last_refresh(pool: &PgPool) {
     sqlx::query("UPDATE reports SET received_at = received_at - interval '1 day'")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM analytics.stale_days")
         .execute(pool)
         .await
         .unwrap();
@@ -1219,20 +1224,23 @@ fn handmade(
         .iter()
         .find(|m| m.key == "UpDuration")
         .and_then(|m| telemetry_server::ingest::parse_up_duration(&m.value));
+    let created_at = DateTime::parse_from_rfc3339(at)
+        .unwrap()
+        .with_timezone(&Utc);
     NewReport {
         report: telemetry_server::ingest::Report {
             report_id: Uuid::new_v4(),
             instance_id: instance,
             product_family: family,
-            created_at: DateTime::parse_from_rfc3339(at)
-                .unwrap()
-                .with_timezone(&Utc),
+            created_at,
             version,
             up_duration_seconds,
             metrics,
         },
         country_code: country.map(str::to_owned),
         protocol: "GenericReport",
+        // Sent on time: the report counts on its own day.
+        received_at: Some(created_at),
     }
 }
 
@@ -1382,10 +1390,9 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    assert_eq!(
-        stale, 1,
-        "noted in the last 10 minutes, so kept for the next refresh too"
-    );
+    // The instance's old first day, and the late report's own day (stored as arriving on 5 January,
+    // before the last refresh): noted in the last 10 minutes, so kept for the next refresh too.
+    assert_eq!(stale, 2);
     // The history now starts on 5 January: the late server's first report is in its censored
     // first 29 days and counts apart.
     let grace: Vec<(String, i32, i32, i32)> = sqlx::query_as(
@@ -1407,45 +1414,127 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
     app.cleanup().await;
 }
 
-/// One GenericReport request body with one report; no version metric when `version` is None.
-fn report_body(instance: Uuid, family: ProductFamily, at: &str, version: Option<&str>) -> String {
-    let metrics: Vec<serde_json::Value> = version
-        .map(|version| serde_json::json!({"key": family.version_metric_key(), "value": version}))
-        .into_iter()
+/// One GenericReport request body: a Percona Server report per createTime, each from an instance
+/// of its own.
+fn reports_created_at(times: &[DateTime<Utc>]) -> String {
+    let reports: Vec<serde_json::Value> = times
+        .iter()
+        .map(|at| {
+            serde_json::json!({
+                "id": Uuid::new_v4().to_string(),
+                "createTime": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "instanceId": Uuid::new_v4().to_string(),
+                "productFamily": ProductFamily::Ps.as_str(),
+                "metrics": [{"key": "pillar_version", "value": "8.0.36-28"}],
+            })
+        })
         .collect();
-    serde_json::json!({"reports": [{
-        "id": Uuid::new_v4().to_string(),
-        "createTime": at,
-        "instanceId": instance.to_string(),
-        "productFamily": family.as_str(),
-        "metrics": metrics,
-    }]})
-    .to_string()
+    serde_json::json!({ "reports": reports }).to_string()
 }
 
-/// The three paths one report a day never takes, through the HTTP API: an instance whose latest
-/// report did not resolve to a country, two reports of one instance on one day, a latest report
-/// without a version. Each view must do what its comment says.
+fn days_rebuilt(refresh: &store::RollupRefresh) -> i64 {
+    refresh
+        .ranges
+        .iter()
+        .map(|range| (range.to - range.from).num_days() + 1)
+        .sum()
+}
+
+/// However far a batch's createTimes are from its arrival, the next refresh does at most
+/// analytics.late_report_days() + 1 times the work of one after a batch sent on time: analytics
+/// count a report within a week of its arrival. The createTimes are stored as sent.
+#[tokio::test]
+async fn report_dates_far_from_arrival_do_not_widen_the_refresh() {
+    let app = spawn().await;
+    let now = Utc::now();
+    let today = now.date_naive();
+    let on_time = vec![now; 1000];
+    let response = app.post_report(reports_created_at(&on_time)).await;
+    assert_eq!(response.status().as_u16(), 200);
+    store::refresh_rollups(&app.pool, today).await.unwrap();
+    let response = app.post_report(reports_created_at(&on_time)).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let ordinary = store::refresh_rollups(&app.pool, today).await.unwrap();
+    assert_eq!(days_rebuilt(&ordinary), 1);
+
+    // 1,000 reports a month apart, from 60 years ago to 20 years ahead.
+    let spread: Vec<DateTime<Utc>> = (0..1000)
+        .map(|i| now - TimeDelta::days(60 * 365) + TimeDelta::days(i * 80 * 365 / 1000))
+        .collect();
+    let response = app.post_report(reports_created_at(&spread)).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let refresh = store::refresh_rollups(&app.pool, today).await.unwrap();
+    let late: i32 = sqlx::query_scalar("SELECT analytics.late_report_days()")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        days_rebuilt(&refresh),
+        i64::from(late) + 1,
+        "{:?}",
+        refresh.ranges
+    );
+    assert!(
+        refresh.active_instance_days
+            <= (i64::from(late) + 1) * ordinary.active_instance_days.max(1),
+        "{} active instance-days against {} for an ordinary refresh",
+        refresh.active_instance_days,
+        ordinary.active_instance_days
+    );
+
+    let (first, last): (DateTime<Utc>, DateTime<Utc>) = sqlx::query_as(
+        "SELECT min(created_at), max(created_at) FROM reports WHERE created_at < now() - interval '1 year'
+            OR created_at > now() + interval '1 year'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(first.timestamp(), spread[0].timestamp());
+    assert_eq!(last.timestamp(), spread[999].timestamp());
+    let (earliest_day, latest_day, new_instances): (NaiveDate, NaiveDate, i64) = sqlx::query_as(
+        "SELECT (SELECT min(day) FROM analytics.instance_days), (SELECT max(day) FROM analytics.instance_days),
+                (SELECT sum(new_instances)::int8 FROM analytics.daily_new_instances)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        earliest_day,
+        today - Days::new(u64::try_from(late).unwrap())
+    );
+    assert_eq!(latest_day, today);
+    assert_eq!(
+        new_instances, 3000,
+        "every instance is new once, on its first day"
+    );
+    app.cleanup().await;
+}
+
+/// The three paths one report a day never takes: an instance whose latest report did not resolve
+/// to a country, two reports of one instance on one day, a latest report without a version. Each
+/// view must do what its comment says. The reports are stored as arriving when they were made:
+/// the history spans two months, and analytics place a report within a week of its arrival.
 #[tokio::test]
 async fn views_keep_their_promises_on_repeated_versionless_and_unresolved_reports() {
-    let app = TestApp::spawn_with(|config| {
-        config.retention_interval_secs = 0;
-        config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
-    })
-    .await;
-    let resolved = "8.8.8.8";
-    let unresolved = "10.1.2.3";
+    let app = spawn().await;
+    let resolved = Some("US");
+    let unresolved = None;
     let send = |instance: Uuid,
                 family: ProductFamily,
                 at: &'static str,
                 version: Option<&'static str>,
-                from: &'static str| {
+                country: Option<&'static str>| {
         let app = &app;
         async move {
-            let response = app
-                .post_report_from(report_body(instance, family, at, version), from)
-                .await;
-            assert_eq!(response.status().as_u16(), 200, "{at}");
+            let metrics: Vec<(&str, &str)> = version
+                .map(|version| (family.version_metric_key(), version))
+                .into_iter()
+                .collect();
+            write(
+                &app.pool,
+                &[handmade(instance, family, at, &metrics, country)],
+            )
+            .await;
         }
     };
     let (pmm, ps) = (ProductFamily::Pmm, ProductFamily::Ps);

@@ -211,7 +211,8 @@ async fn the_service_runs_the_job_on_its_own() {
     let active_that_day = || async {
         sqlx::query_scalar::<_, i32>(
             "SELECT active_instances FROM analytics.daily_activity
-             WHERE day = '2025-03-14' AND product_family = 'PRODUCT_FAMILY_PMM'",
+             WHERE day = (SELECT day FROM analytics.instance_days)
+               AND product_family = 'PRODUCT_FAMILY_PMM'",
         )
         .fetch_optional(&app.pool)
         .await
@@ -361,13 +362,11 @@ async fn expired_reports_go_even_when_the_refresh_fails() {
     retention::run_once(&app.pool, None, Utc::now())
         .await
         .unwrap();
-    assert_eq!(post(Utc::now() - Days::new(8)).await.status(), 200);
-    // Every refresh since the second report arrived failed, for longer than reports are kept.
-    sqlx::query("UPDATE reports SET received_at = now() - interval '500 days'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE analytics.rollup_state SET refreshed_at = now() - interval '600 days'")
+    assert_eq!(post(Utc::now() - Days::new(6)).await.status(), 200);
+    // Every refresh since the second report arrived failed, for longer than reports are kept: the
+    // job runs 500 days from now, and the last refresh that worked was 100 days before they came.
+    let later = Utc::now() + Days::new(500);
+    sqlx::query("UPDATE analytics.rollup_state SET refreshed_at = now() - interval '100 days'")
         .execute(&app.pool)
         .await
         .unwrap();
@@ -378,7 +377,7 @@ async fn expired_reports_go_even_when_the_refresh_fails() {
     .await
     .unwrap();
 
-    let failed = retention::run_once(&app.pool, Some(KEEP), Utc::now()).await;
+    let failed = retention::run_once(&app.pool, Some(KEEP), later).await;
     assert!(
         matches!(
             failed,
@@ -416,7 +415,7 @@ async fn expired_reports_go_even_when_the_refresh_fails() {
     retention::run_once(&app.pool, Some(KEEP), Utc::now())
         .await
         .unwrap();
-    let late_day = today - Days::new(8);
+    let late_day = today - Days::new(6);
     let active: Vec<(NaiveDate, i32)> = sqlx::query_as(
         "SELECT day, active_instances FROM analytics.daily_activity
          WHERE product_family = 'PRODUCT_FAMILY_PS' AND day IN ($1, $2) ORDER BY day",
