@@ -1,0 +1,99 @@
+//! All SQL lives here, by concern: connecting (and creating the database) and migrations here and in
+//! `connect`; the set-based batch write that stores reports, upserts their instances and keeps the
+//! upgrade history consistent (`writes`, its statements in `queries/`); the rollup refresh
+//! (`rollups`); the expiry of raw reports (`expiry`); and what the statistics page reads (`read`).
+
+mod connect;
+mod expiry;
+mod read;
+mod rollups;
+mod writes;
+
+use sqlx::PgPool;
+
+pub use connect::{DatabaseSettings, connect};
+pub use expiry::delete_reports_received_before;
+pub use read::{
+    CountryCount, DatabaseLine, FeatureAdoption, StatsRollups, WeeklyActivity, WeeklyVersion,
+    stats_rollups,
+};
+pub use rollups::{DayRange, RollupRefresh, refresh_rollups};
+pub use writes::{GroupedWrite, NewReport, insert_reports};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("DATABASE_URL is not a valid PostgreSQL URL: {0}")]
+    InvalidUrl(#[source] sqlx::Error),
+    #[error("PostgreSQL is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("could not create database {name:?}: {source}")]
+    CreateDatabase {
+        name: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("could not apply migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Query(#[source] sqlx::Error),
+}
+
+/// Whether the database could not be reached or answered with an error of the query's own.
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_connectivity_error(&error) {
+            Self::Unavailable(error)
+        } else {
+            Self::Query(error)
+        }
+    }
+}
+
+impl StoreError {
+    /// True when retrying the same write later may succeed: the database was unreachable or busy,
+    /// or the transaction lost a deadlock or serialization race.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Query(sqlx::Error::Database(error)) => {
+                error.code().is_some_and(|code| code.starts_with("40"))
+            }
+            _ => false,
+        }
+    }
+}
+
+fn is_connectivity_error(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        // SQLSTATE classes 08 connection exception, 53 insufficient resources, 57 operator
+        // intervention (shutdown, terminated session), 58 system error.
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            ["08", "53", "57", "58"]
+                .iter()
+                .any(|class| code.starts_with(class))
+        }),
+        _ => false,
+    }
+}
+
+/// Applies every migration in `migrations/` that the database has not seen yet.
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// True when the database answers a trivial query within the pool's acquire timeout.
+pub async fn is_ready(pool: &PgPool) -> bool {
+    sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(pool)
+        .await
+        .is_ok()
+}

@@ -1,0 +1,6 @@
+DELETE FROM upgrades u
+USING UNNEST($1::uuid[], $2::text[], $3::timestamptz[]) AS t(instance_id, product_family, since)
+WHERE u.instance_id = t.instance_id
+  AND u.product_family = t.product_family
+  AND u.upgraded_at >= t.since
+

@@ -1,0 +1,228 @@
+//! The batch write: reports, their instances, their day's analytics row and their upgrades, in one
+//! transaction. The statements are in `queries/`.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgConnection;
+use sqlx::{Connection, PgPool};
+
+use super::StoreError;
+use crate::ingest::Report;
+use crate::stored_metrics::{self, fits_text};
+use crate::typed_metrics::{TypedMetrics, array_literal};
+
+/// A report as it goes to the database: the validated report plus what the server adds.
+#[derive(Clone, Debug)]
+pub struct NewReport {
+    pub report: Report,
+    /// ISO 3166-1 alpha-2 code of the sender's address, resolved before the address was dropped.
+    pub country_code: Option<String>,
+    /// Which wire protocol it came by, e.g. `GenericReport`.
+    pub protocol: &'static str,
+    /// When it arrived, if not now: generated history (src/synthetic.rs) arrives on its own days.
+    /// `None` stores the ingest transaction's start, as for every report a client sends.
+    pub received_at: Option<DateTime<Utc>>,
+}
+
+/// The report columns as parallel arrays, the shape `UNNEST` takes.
+#[derive(Default)]
+struct ReportColumns {
+    report_id: Vec<uuid::Uuid>,
+    instance_id: Vec<uuid::Uuid>,
+    product_family: Vec<&'static str>,
+    created_at: Vec<chrono::DateTime<chrono::Utc>>,
+    version: Vec<Option<String>>,
+    country_code: Vec<Option<String>>,
+    up_duration_seconds: Vec<Option<i64>>,
+    protocol: Vec<&'static str>,
+    metrics: Vec<String>,
+    distribution_method: Vec<Option<String>>,
+    alerting_enabled: Vec<Option<bool>>,
+    stt_enabled: Vec<Option<bool>>,
+    advisors_disabled: Vec<Option<bool>>,
+    backup_management_enabled: Vec<Option<bool>>,
+    dbaas_enabled: Vec<Option<bool>>,
+    access_control_enabled: Vec<Option<bool>>,
+    updates_disabled: Vec<Option<bool>>,
+    grafana_users: Vec<Option<i32>>,
+    nodes: Vec<Option<i32>>,
+    services: Vec<Option<i32>>,
+    /// Array literals: `UNNEST` cannot take a text[][] whose rows differ in length.
+    mysql_versions: Vec<Option<String>>,
+    mongodb_versions: Vec<Option<String>>,
+    postgresql_versions: Vec<Option<String>>,
+    received_at: Vec<Option<DateTime<Utc>>>,
+}
+
+impl ReportColumns {
+    fn from_reports<'a>(reports: impl IntoIterator<Item = &'a NewReport>) -> Self {
+        let mut columns = Self::default();
+        for new in reports {
+            let report = &new.report;
+            columns.report_id.push(report.report_id);
+            columns.instance_id.push(report.instance_id);
+            columns.product_family.push(report.product_family.as_str());
+            columns.created_at.push(report.created_at);
+            columns
+                .version
+                .push(report.version.clone().filter(|version| fits_text(version)));
+            columns.country_code.push(new.country_code.clone());
+            columns.up_duration_seconds.push(report.up_duration_seconds);
+            columns.protocol.push(new.protocol);
+            columns
+                .metrics
+                .push(stored_metrics::to_json(&report.metrics));
+            let typed = TypedMetrics::from_metrics(&report.metrics);
+            columns.distribution_method.push(typed.distribution_method);
+            columns.alerting_enabled.push(typed.alerting_enabled);
+            columns.stt_enabled.push(typed.stt_enabled);
+            columns.advisors_disabled.push(typed.advisors_disabled);
+            columns
+                .backup_management_enabled
+                .push(typed.backup_management_enabled);
+            columns.dbaas_enabled.push(typed.dbaas_enabled);
+            columns
+                .access_control_enabled
+                .push(typed.access_control_enabled);
+            columns.updates_disabled.push(typed.updates_disabled);
+            columns.grafana_users.push(typed.grafana_users);
+            columns.nodes.push(typed.nodes);
+            columns.services.push(typed.services);
+            let literal = |versions: Option<Vec<String>>| versions.map(|v| array_literal(&v));
+            columns.mysql_versions.push(literal(typed.mysql_versions));
+            columns
+                .mongodb_versions
+                .push(literal(typed.mongodb_versions));
+            columns
+                .postgresql_versions
+                .push(literal(typed.postgresql_versions));
+            columns.received_at.push(new.received_at);
+        }
+        columns
+    }
+}
+
+/// Stores a batch of reports in one transaction and returns how many were new.
+///
+/// Set-based statements, whatever the batch size. The first inserts the reports (skipping report
+/// ids already stored), upserts their instances, folds them into their per-day analytics row
+/// (`analytics.instance_days`) and appends the upgrades of instances whose new reports are newer
+/// than everything stored for them, the usual case. Only for the other instances, with late or
+/// out-of-order reports or a concurrent batch in between, two more statements drop and re-derive
+/// the upgrades from the earliest new report on, so no false downgrade or duplicate upgrade is
+/// left behind.
+pub async fn insert_reports<'a>(
+    pool: &PgPool,
+    reports: impl IntoIterator<Item = &'a NewReport>,
+) -> Result<u64, StoreError> {
+    // Whatever stops us from getting a connection (refused, database closed to connections, pool
+    // exhausted) means the database is unavailable, not that these reports are at fault.
+    let mut tx = pool.begin().await.map_err(StoreError::Unavailable)?;
+    let inserted = insert_reports_in(&mut tx, reports).await?;
+    tx.commit().await?;
+    Ok(inserted)
+}
+
+/// Several groups of reports in one transaction, each group all or nothing: a group the database
+/// refuses is rolled back to its savepoint and the others commit together. Finding the one request
+/// that broke a batch thus costs statements, not a commit (and its flush) per request.
+pub struct GroupedWrite {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+impl GroupedWrite {
+    pub async fn begin(pool: &PgPool) -> Result<Self, StoreError> {
+        let tx = pool.begin().await.map_err(StoreError::Unavailable)?;
+        Ok(Self { tx })
+    }
+
+    /// Stores one group within the transaction, or leaves the transaction as it was before.
+    pub async fn insert<'a>(
+        &mut self,
+        reports: impl IntoIterator<Item = &'a NewReport>,
+    ) -> Result<u64, StoreError> {
+        let mut savepoint = self.tx.begin().await?;
+        let inserted = insert_reports_in(&mut savepoint, reports).await?;
+        savepoint.commit().await?;
+        Ok(inserted)
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(StoreError::from)
+    }
+}
+
+/// The statements of [`insert_reports`], within the caller's transaction.
+async fn insert_reports_in<'a>(
+    tx: &mut PgConnection,
+    reports: impl IntoIterator<Item = &'a NewReport>,
+) -> Result<u64, StoreError> {
+    let columns = ReportColumns::from_reports(reports);
+    if columns.report_id.is_empty() {
+        return Ok(0);
+    }
+
+    let touched = sqlx::query_file!(
+        "src/store/queries/insert_reports.sql",
+        &columns.report_id,
+        &columns.instance_id,
+        &columns.product_family as &[&str],
+        &columns.created_at,
+        &columns.version as &[Option<String>],
+        &columns.country_code as &[Option<String>],
+        &columns.up_duration_seconds as &[Option<i64>],
+        &columns.protocol as &[&str],
+        &columns.metrics,
+        &columns.distribution_method as &[Option<String>],
+        &columns.alerting_enabled as &[Option<bool>],
+        &columns.stt_enabled as &[Option<bool>],
+        &columns.advisors_disabled as &[Option<bool>],
+        &columns.backup_management_enabled as &[Option<bool>],
+        &columns.dbaas_enabled as &[Option<bool>],
+        &columns.access_control_enabled as &[Option<bool>],
+        &columns.updates_disabled as &[Option<bool>],
+        &columns.grafana_users as &[Option<i32>],
+        &columns.nodes as &[Option<i32>],
+        &columns.services as &[Option<i32>],
+        &columns.mysql_versions as &[Option<String>],
+        &columns.mongodb_versions as &[Option<String>],
+        &columns.postgresql_versions as &[Option<String>],
+        &columns.received_at as &[Option<DateTime<Utc>>],
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+
+    let inserted: i64 = touched.iter().map(|row| row.report_count).sum();
+    let versioned: Vec<_> = touched
+        .iter()
+        .filter(|row| row.since.is_some() && !row.upgrades_appended)
+        .collect();
+    if !versioned.is_empty() {
+        let instance_ids: Vec<uuid::Uuid> = versioned.iter().map(|row| row.instance_id).collect();
+        let families: Vec<String> = versioned
+            .iter()
+            .map(|row| row.product_family.clone())
+            .collect();
+        let since: Vec<chrono::DateTime<chrono::Utc>> =
+            versioned.iter().filter_map(|row| row.since).collect();
+
+        sqlx::query_file!(
+            "src/store/queries/upgrades_delete_since.sql",
+            &instance_ids,
+            &families,
+            &since,
+        )
+        .execute(&mut *tx)
+        .await?;
+
+        sqlx::query_file!(
+            "src/store/queries/upgrades_rederive.sql",
+            &instance_ids,
+            &families,
+            &since,
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    Ok(u64::try_from(inserted).unwrap_or(0))
+}
