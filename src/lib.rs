@@ -1,7 +1,8 @@
 //! telemetry-server: the receiving end of Percona product telemetry.
 //!
 //! `ingest` decodes the wire format (`legacy` the protocols of PMM 2), `geoip` and `client_ip`
-//! turn the sender's address into a country, `store` holds all SQL (`stored_metrics` the form metrics are stored in), `writer` batches commits, `body`
+//! turn the sender's address into a country, `store` holds all SQL (`stored_metrics` the form metrics are stored in, `typed_metrics` the
+//! typed columns, `label` what may enter one), `writer` batches commits, `body`
 //! reads and inflates request bodies, `app` is the HTTP surface, `web` the landing page built from the `catalogue` of known metric keys,
 //! `stats` the public statistics page (its privacy rule in `stats::model`),
 //! `body_budget` bounds the request-body bytes held at once, `connections` the open and idle
@@ -20,6 +21,7 @@ pub mod config;
 pub mod connections;
 pub mod geoip;
 pub mod ingest;
+pub mod label;
 pub mod legacy;
 pub mod observability;
 pub mod rate_limit;
