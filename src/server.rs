@@ -23,9 +23,6 @@ use crate::stats::{StatsCache, StatsError};
 use crate::store::{self, DatabaseSettings, StoreError};
 use crate::writer::Writer;
 
-/// File name of the bundled CC BY 4.0 database (see `data/README.md`).
-pub const BUNDLED_GEOIP_FILE: &str = "geo-whois-asn-country.mmdb";
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
@@ -61,25 +58,13 @@ pub enum StartupError {
     GeoIpTask(#[source] std::io::Error),
 }
 
-/// Where the bundled database is looked for when `GEOIP_DATABASE` is not set: next to the sources
-/// (a clone or `cargo run`), then where the container image and packages install it.
-pub fn bundled_geoip_candidates() -> Vec<PathBuf> {
-    vec![
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("data")
-            .join(BUNDLED_GEOIP_FILE),
-        Path::new("data").join(BUNDLED_GEOIP_FILE),
-        Path::new("/usr/share/telemetry-server").join(BUNDLED_GEOIP_FILE),
-    ]
-}
-
 /// Opens the configured database, or else the bundled one. Verification walks the whole file, so
 /// it runs on a blocking thread.
 async fn open_geoip(configured: Option<&Path>) -> Result<GeoIp, StartupError> {
     let path = match configured {
         Some(path) => path.to_owned(),
         None => {
-            let candidates = bundled_geoip_candidates();
+            let candidates = geoip::bundled_geoip_candidates();
             candidates
                 .iter()
                 .find(|path| path.is_file())

@@ -28,8 +28,7 @@ use tower_http::services::fs::{Backend, File, Metadata};
 
 use crate::app::{ApiError, AppState, GENERIC_REPORT_PATH};
 use crate::catalogue::{self, Group, MetricKey, Product};
-use crate::geoip::{CountryDatabase, RecordLayout};
-use crate::server::BUNDLED_GEOIP_FILE;
+use crate::geoip::{BUNDLED_GEOIP_FILE, CountryDatabase, RecordLayout};
 
 /// Every file under `static/`, by its path relative to that directory.
 static ASSETS: &[(&str, &[u8])] = &[
