@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod assets;
 pub mod body;
 pub mod body_budget;
 pub mod catalogue;
