@@ -1,6 +1,6 @@
 //! The HTTP surface: routes, shared state, and the one place where errors become responses.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,16 +20,15 @@ use tower_http::trace::TraceLayer;
 
 use crate::body::{self, BodyError};
 use crate::body_budget::{Account, BodyBudget};
-use crate::client_ip::TrustedProxies;
-use crate::geoip::GeoIp;
-use crate::ingest::{self, IngestError, ProductFamily, Report};
+use crate::ingest::{self, IngestError, ProductFamily};
+use crate::intake::Intake;
 use crate::legacy;
 use crate::observability::{self, RejectReason};
 use crate::rate_limit::ClientRateLimiter;
 use crate::stats::{self, StatsCache};
-use crate::store::{self, NewReport};
+use crate::store;
 use crate::web;
-use crate::writer::{WriteError, Writer};
+use crate::writer::WriteError;
 
 pub const GENERIC_REPORT_PATH: &str = "/v1/telemetry/GenericReport";
 /// PMM 2.25–2.4x (`docs/legacy-protocols.md`).
@@ -42,9 +41,8 @@ const RETRY_AFTER_SECS: u64 = 5;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
-    pub writer: Writer,
-    pub geoip: Arc<GeoIp>,
-    pub trusted_proxies: TrustedProxies,
+    /// Where every protocol's decoded reports go: country, forget the address, commit.
+    pub intake: Intake,
     /// Largest request body (or gRPC message), once inflated; Percona's front end caps at 10 MiB.
     pub max_body_bytes: usize,
     pub metrics: PrometheusHandle,
@@ -170,7 +168,10 @@ async fn generic_report(
         .into_iter()
         .map(|report| (report, "GenericReport"))
         .collect();
-    store_reports(&state, Some(peer.ip()), &headers, reports).await?;
+    state
+        .intake
+        .accept(Some(peer.ip()), &headers, reports)
+        .await?;
     Ok(empty_json_ok())
 }
 
@@ -185,7 +186,10 @@ async fn legacy_report(
     let body = read_body(&state, &headers, &account, body).await?;
     let reports = legacy::parse_report_request(&body)
         .map_err(|error| ApiError::invalid_from(error, Some(ProductFamily::Pmm)))?;
-    store_reports(&state, Some(peer.ip()), &headers, reports).await?;
+    state
+        .intake
+        .accept(Some(peer.ip()), &headers, reports)
+        .await?;
     Ok(empty_json_ok())
 }
 
@@ -201,13 +205,14 @@ async fn legacy_v1_report(
     let body = read_body(&state, &headers, &account, body).await?;
     let report = legacy::v1::parse_v1_report(&body, chrono::Utc::now())
         .map_err(|error| ApiError::invalid_from(error, Some(ProductFamily::Pmm)))?;
-    store_reports(
-        &state,
-        Some(peer.ip()),
-        &headers,
-        vec![(report, legacy::PROTOCOL_V1)],
-    )
-    .await?;
+    state
+        .intake
+        .accept(
+            Some(peer.ip()),
+            &headers,
+            vec![(report, legacy::PROTOCOL_V1)],
+        )
+        .await?;
     Ok((
         StatusCode::OK,
         [(
@@ -227,38 +232,6 @@ async fn read_body(
 ) -> Result<Bytes, ApiError> {
     let charge = |bytes: usize| account.charge(&state.body_budget, bytes);
     Ok(body::read(headers, body, state.max_body_bytes, charge).await?)
-}
-
-/// What every protocol does with its decoded reports: resolve the sender's country, forget the
-/// address, and return once the reports are committed. `peer` is `None` when the transport did not
-/// say (the country is then unknown).
-pub(crate) async fn store_reports(
-    state: &AppState,
-    peer: Option<IpAddr>,
-    headers: &HeaderMap,
-    reports: Vec<(Report, &'static str)>,
-) -> Result<(), ApiError> {
-    let country_code = peer
-        .and_then(|peer| state.trusted_proxies.client_ip(peer, headers))
-        .and_then(|ip| state.geoip.country(ip));
-    let families: Vec<&'static str> = reports
-        .iter()
-        .map(|(report, _)| report.product_family.as_str())
-        .collect();
-    let reports = reports
-        .into_iter()
-        .map(|(report, protocol)| NewReport {
-            report,
-            country_code: country_code.clone(),
-            protocol,
-            received_at: None,
-        })
-        .collect();
-    state.writer.write(reports).await?;
-    for family in families {
-        observability::reports_accepted(family, 1);
-    }
-    Ok(())
 }
 
 /// Exactly what PMM expects: status 200, `Content-Type: application/json`, body `{}`.
@@ -282,7 +255,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let database = tokio::time::timeout(Duration::from_secs(2), store::is_ready(&state.pool))
         .await
         .unwrap_or(false);
-    let geoip = state.geoip.current().database_type().to_owned();
+    let geoip = state.intake.geoip.current().database_type().to_owned();
     let status = if database {
         StatusCode::OK
     } else {
@@ -306,7 +279,7 @@ pub fn metrics_router(state: Arc<AppState>) -> Router {
 
 async fn prometheus_metrics(State(state): State<Arc<AppState>>) -> Response {
     observability::pool_state(state.pool.size(), state.pool.num_idle());
-    observability::queue_depth_set(state.writer.queued_reports());
+    observability::queue_depth_set(state.intake.writer.queued_reports());
     observability::body_bytes_in_flight(state.body_budget.held_bytes());
     (
         [(
@@ -403,6 +376,7 @@ async fn rate_limit(
 ) -> Response {
     if let Some(limiter) = &state.rate_limiter {
         let client = state
+            .intake
             .trusted_proxies
             .client_ip(peer.ip(), request.headers());
         if let Err(wait) = limiter.check(client) {

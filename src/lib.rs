@@ -22,6 +22,7 @@ pub mod config;
 pub mod connections;
 pub mod geoip;
 pub mod ingest;
+pub mod intake;
 pub mod label;
 pub mod legacy;
 pub mod observability;

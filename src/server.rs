@@ -15,6 +15,7 @@ use crate::body_budget::BodyBudget;
 use crate::config::Config;
 use crate::connections::LimitConnections;
 use crate::geoip::{self, GeoIp, GeoIpError};
+use crate::intake::Intake;
 use crate::observability;
 use crate::rate_limit::ClientRateLimiter;
 use crate::reload::{ReloadRequests, ReloadSubscription};
@@ -185,9 +186,11 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
     let rate_limiter = ClientRateLimiter::new(config.rate_limit());
     let state = Arc::new(AppState {
         pool: pool.clone(),
-        writer,
-        geoip: geoip.clone(),
-        trusted_proxies: config.trusted_proxies(),
+        intake: Intake {
+            writer,
+            geoip: geoip.clone(),
+            trusted_proxies: config.trusted_proxies(),
+        },
         max_body_bytes: config.max_body_bytes,
         metrics,
         rate_limiter: rate_limiter.clone(),

@@ -91,7 +91,7 @@ async fn html_not_found() -> Response {
 }
 
 async fn landing_page(State(state): State<Arc<AppState>>) -> Result<Html<String>, WebError> {
-    let database = state.geoip.current();
+    let database = state.intake.geoip.current();
     let page = LandingPage::new(GeoIpCredit::of(&database));
     page.render().map(Html).map_err(|source| WebError::Render {
         page: "landing",

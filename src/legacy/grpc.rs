@@ -15,7 +15,7 @@ use tonic::server::Grpc;
 use tonic_prost::ProstCodec;
 
 use super::proto::{ReportRequest, ReportResponse};
-use crate::app::{self, ApiError, AppState};
+use crate::app::{ApiError, AppState};
 use crate::body::BodyError;
 use crate::ingest::ProductFamily;
 
@@ -80,8 +80,10 @@ async fn handle(
     let reports = super::grpc_reports(message).map_err(|error| {
         ApiError::invalid_from(error, Some(ProductFamily::Pmm)).into_grpc_status()
     })?;
-    app::store_reports(&state, peer, &metadata.into_headers(), reports)
+    state
+        .intake
+        .accept(peer, &metadata.into_headers(), reports)
         .await
-        .map_err(ApiError::into_grpc_status)?;
+        .map_err(|error| ApiError::Write(error).into_grpc_status())?;
     Ok(tonic::Response::new(ReportResponse {}))
 }
