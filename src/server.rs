@@ -10,11 +10,11 @@ use axum_server::tls_rustls::RustlsConfig;
 use sqlx::PgPool;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::app::{self, AppState, RouterOptions};
 use crate::body_budget::BodyBudget;
 use crate::config::Config;
 use crate::connections::LimitConnections;
 use crate::geoip::{self, GeoIp, GeoIpError};
+use crate::http::{self, AppState, RouterOptions};
 use crate::intake::Intake;
 use crate::observability;
 use crate::rate_limit::ClientRateLimiter;
@@ -197,7 +197,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
         stats: stats.clone(),
         body_budget: BodyBudget::new(config.max_body_bytes_in_flight),
     });
-    let router = app::router(
+    let router = http::router(
         state.clone(),
         RouterOptions {
             legacy_v1_path: config.legacy_v1_path.clone(),
@@ -252,7 +252,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
     if let Some((listener, addr)) = metrics_listener {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|source| StartupError::Listen { addr, source })?;
-        let metrics = app::metrics_router(state.clone());
+        let metrics = http::metrics_router(state.clone());
         background.spawn(async move {
             if let Err(error) = axum::serve(listener, metrics).await {
                 tracing::error!(%error, "metrics listener failed");

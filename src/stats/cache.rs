@@ -56,7 +56,7 @@ impl Rendered {
     }
 
     /// The whole response to a GET with these request headers: 304 when the client's copy is current.
-    pub(super) fn respond(&self, request: &HeaderMap, content_type: &'static str) -> Response {
+    pub fn respond(&self, request: &HeaderMap, content_type: &'static str) -> Response {
         let last_modified = HeaderValue::from_str(&httpdate(self.last_modified))
             .expect("an HTTP date is a valid header value");
         let headers = [

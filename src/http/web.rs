@@ -1,5 +1,6 @@
 //! The public face for people: the landing page, the API description, the HTML 404 page, static
-//! assets (compiled in, `crate::assets`), and the security and caching headers they carry.
+//! assets (compiled in, `crate::assets`), and the caching headers they carry. The security headers
+//! every response carries are `middleware`'s.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,47 +9,24 @@ use askama::Template;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::handler::HandlerWithoutStateExt;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 
-use crate::app::{ApiError, AppState, GENERIC_REPORT_PATH};
+use super::error::{ApiError, WebError};
+use super::ingest::GENERIC_REPORT_PATH;
+use super::state::AppState;
 use crate::assets::{EmbeddedAssets, asset_version};
 use crate::catalogue::{self, Group, MetricKey, Product};
 use crate::geoip::{BUNDLED_GEOIP_FILE, CountryDatabase, RecordLayout};
-
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; object-src 'none'; \
-     style-src 'self'; img-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; \
-     frame-ancestors 'none'";
 
 /// How long browsers and proxies may reuse each kind of response.
 const PAGE_CACHE: &str = "public, max-age=300";
 const API_DESCRIPTION_CACHE: &str = "public, max-age=3600";
 const ASSET_CACHE: &str = "public, max-age=86400";
-
-#[derive(Debug, thiserror::Error)]
-pub enum WebError {
-    #[error("rendering the {page} page failed: {source}")]
-    Render {
-        page: &'static str,
-        #[source]
-        source: askama::Error,
-    },
-}
-
-impl IntoResponse for WebError {
-    fn into_response(self) -> Response {
-        tracing::error!(error = %self, "page not rendered");
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The page could not be rendered.",
-        )
-            .into_response()
-    }
-}
 
 /// The routes for people and for the API description. Unknown paths are answered by [`not_found`],
 /// which the main router installs as its fallback.
@@ -97,36 +75,6 @@ async fn landing_page(State(state): State<Arc<AppState>>) -> Result<Html<String>
         page: "landing",
         source,
     })
-}
-
-/// Security headers on every response; the Content-Security-Policy on HTML, where it has effect.
-/// HSTS is left to the TLS set-up.
-pub async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let is_html = is_html(response.headers());
-    let headers = response.headers_mut();
-    headers
-        .entry(header::X_CONTENT_TYPE_OPTIONS)
-        .or_insert(HeaderValue::from_static("nosniff"));
-    headers
-        .entry(header::REFERRER_POLICY)
-        .or_insert(HeaderValue::from_static("no-referrer"));
-    if is_html {
-        headers
-            .entry(header::CONTENT_SECURITY_POLICY)
-            .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-        headers
-            .entry(header::X_FRAME_OPTIONS)
-            .or_insert(HeaderValue::from_static("DENY"));
-    }
-    response
-}
-
-fn is_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("text/html"))
 }
 
 /// Cache lifetimes by path, only on successful or not-modified answers: an error is never cached.
@@ -313,7 +261,10 @@ mod tests {
         let document: serde_json::Value = serde_json::from_slice(bytes).unwrap();
         assert!(document["openapi"].as_str().unwrap().starts_with("3."));
         assert!(document["paths"][GENERIC_REPORT_PATH]["post"].is_object());
-        for path in [crate::stats::STATS_PATH, crate::stats::STATS_JSON_PATH] {
+        for path in [
+            crate::http::stats::STATS_PATH,
+            crate::http::stats::STATS_JSON_PATH,
+        ] {
             assert!(document["paths"][path]["get"].is_object(), "{path}");
         }
         assert!(document["components"]["schemas"]["Statistics"].is_object());
