@@ -47,7 +47,7 @@ RUN apt-get update \
 
 COPY --from=builder /out/telemetry-server /usr/local/bin/telemetry-server
 # Where the binary looks for the bundled database when GEOIP_DATABASE is not set
-# (server::bundled_geoip_candidates). CC BY 4.0: the licence travels with it.
+# (geoip::bundled_geoip_candidates). CC BY 4.0: the licence travels with it.
 COPY data/geo-whois-asn-country.mmdb data/NRO_LICENSE /usr/share/telemetry-server/
 
 USER 10001:10001

@@ -13,6 +13,21 @@ use tokio::sync::watch;
 use crate::observability;
 use crate::reload::{FileFingerprint, ReloadSubscription};
 
+/// File name of the bundled CC BY 4.0 database (see `data/README.md`).
+pub const BUNDLED_GEOIP_FILE: &str = "geo-whois-asn-country.mmdb";
+
+/// Where the bundled database is looked for when `GEOIP_DATABASE` is not set: next to the sources
+/// (a clone or `cargo run`), then where the container image and packages install it.
+pub fn bundled_geoip_candidates() -> Vec<PathBuf> {
+    vec![
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("data")
+            .join(BUNDLED_GEOIP_FILE),
+        Path::new("data").join(BUNDLED_GEOIP_FILE),
+        Path::new("/usr/share/telemetry-server").join(BUNDLED_GEOIP_FILE),
+    ]
+}
+
 /// Where the country code sits in a database's records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordLayout {

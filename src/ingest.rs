@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::label::is_plausible_label;
 use crate::observability::RejectReason;
-use crate::typed_metrics::is_plausible_label;
 
 /// `ProductFamily` from `reporter_api.proto`, in enum-number order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

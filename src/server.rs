@@ -10,11 +10,12 @@ use axum_server::tls_rustls::RustlsConfig;
 use sqlx::PgPool;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::app::{self, AppState, RouterOptions};
 use crate::body_budget::BodyBudget;
 use crate::config::Config;
 use crate::connections::LimitConnections;
 use crate::geoip::{self, GeoIp, GeoIpError};
+use crate::http::{self, AppState, RouterOptions};
+use crate::intake::Intake;
 use crate::observability;
 use crate::rate_limit::ClientRateLimiter;
 use crate::reload::{ReloadRequests, ReloadSubscription};
@@ -22,9 +23,6 @@ use crate::retention;
 use crate::stats::{StatsCache, StatsError};
 use crate::store::{self, DatabaseSettings, StoreError};
 use crate::writer::Writer;
-
-/// File name of the bundled CC BY 4.0 database (see `data/README.md`).
-pub const BUNDLED_GEOIP_FILE: &str = "geo-whois-asn-country.mmdb";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -61,25 +59,13 @@ pub enum StartupError {
     GeoIpTask(#[source] std::io::Error),
 }
 
-/// Where the bundled database is looked for when `GEOIP_DATABASE` is not set: next to the sources
-/// (a clone or `cargo run`), then where the container image and packages install it.
-pub fn bundled_geoip_candidates() -> Vec<PathBuf> {
-    vec![
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("data")
-            .join(BUNDLED_GEOIP_FILE),
-        Path::new("data").join(BUNDLED_GEOIP_FILE),
-        Path::new("/usr/share/telemetry-server").join(BUNDLED_GEOIP_FILE),
-    ]
-}
-
 /// Opens the configured database, or else the bundled one. Verification walks the whole file, so
 /// it runs on a blocking thread.
 async fn open_geoip(configured: Option<&Path>) -> Result<GeoIp, StartupError> {
     let path = match configured {
         Some(path) => path.to_owned(),
         None => {
-            let candidates = bundled_geoip_candidates();
+            let candidates = geoip::bundled_geoip_candidates();
             candidates
                 .iter()
                 .find(|path| path.is_file())
@@ -200,16 +186,18 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
     let rate_limiter = ClientRateLimiter::new(config.rate_limit());
     let state = Arc::new(AppState {
         pool: pool.clone(),
-        writer,
-        geoip: geoip.clone(),
-        trusted_proxies: config.trusted_proxies(),
+        intake: Intake {
+            writer,
+            geoip: geoip.clone(),
+            trusted_proxies: config.trusted_proxies(),
+        },
         max_body_bytes: config.max_body_bytes,
         metrics,
         rate_limiter: rate_limiter.clone(),
         stats: stats.clone(),
         body_budget: BodyBudget::new(config.max_body_bytes_in_flight),
     });
-    let router = app::router(
+    let router = http::router(
         state.clone(),
         RouterOptions {
             legacy_v1_path: config.legacy_v1_path.clone(),
@@ -264,7 +252,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
     if let Some((listener, addr)) = metrics_listener {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|source| StartupError::Listen { addr, source })?;
-        let metrics = app::metrics_router(state.clone());
+        let metrics = http::metrics_router(state.clone());
         background.spawn(async move {
             if let Err(error) = axum::serve(listener, metrics).await {
                 tracing::error!(%error, "metrics listener failed");

@@ -10,9 +10,10 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, Utc};
 use common::TestApp;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use telemetry_server::ingest::{Metric, ProductFamily, parse_report_request};
+use telemetry_server::label::is_plausible_label;
 use telemetry_server::store::{self, NewReport};
 use telemetry_server::synthetic::{Settings, Simulation};
-use telemetry_server::typed_metrics::{TypedMetrics, is_plausible_label};
+use telemetry_server::typed_metrics::TypedMetrics;
 use uuid::Uuid;
 
 const WINDOW: i64 = 30;

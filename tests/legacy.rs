@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use common::{TestApp, assert_grpc_error, fixture};
 use prost::Message;
 use serde_json::{Value, json};
-use telemetry_server::legacy::grpc::REPORT_PATH;
+use telemetry_server::http::grpc::REPORT_PATH;
 use telemetry_server::legacy::proto::{
     AnyEvent, DistributionMethod, Event, ReportRequest, ReportResponse, ServerMetric,
     ServerUptimeEvent, server_metric,

@@ -17,7 +17,7 @@ use proptest::sample::Index;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
 use telemetry_server::ingest::{ProductFamily, parse_report_request};
-use telemetry_server::typed_metrics::is_plausible_label;
+use telemetry_server::label::is_plausible_label;
 use uuid::Uuid;
 
 const HTTP_CASES: u32 = 256;

@@ -4,14 +4,14 @@
 //!
 //! * `POST /v1/telemetry/Report` (PMM 2.25–2.4x): protojson `{"events":[...]}` or `{"metrics":[...]}`,
 //!   and PMM 2.25's `encoding/json` variant ([`json`]);
-//! * gRPC `percona.platform.telemetry.reporter.v1.ReporterAPI/Report` (PMM 2.4–2.24) ([`grpc`]);
+//! * gRPC `percona.platform.telemetry.reporter.v1.ReporterAPI/Report` (PMM 2.4–2.24) ([`proto`];
+//!   the method itself is served by `crate::http::grpc`);
 //! * the "v1" plain-text lines PMM 2.0–2.27 sent to `v.percona.com` ([`v1`]).
 //!
 //! Every legacy report becomes a `PRODUCT_FAMILY_PMM` report whose instance id is the 16-byte
 //! telemetry id read as a UUID (the `instanceId` PMM 3 sends), and whose metrics start with the pairs
 //! PMM 3 puts first (`PMMServerVersion`, `UpDuration`, `DistributionMethod`).
 
-pub mod grpc;
 pub mod json;
 pub mod proto;
 pub mod v1;

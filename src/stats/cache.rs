@@ -18,7 +18,6 @@ use sqlx::PgPool;
 
 use super::model::Statistics;
 use crate::store::{self, StatsRollups, StoreError};
-use crate::web::WebError;
 
 /// Weeks the time series cover: a year.
 const WEEKS: i32 = 52;
@@ -57,7 +56,7 @@ impl Rendered {
     }
 
     /// The whole response to a GET with these request headers: 304 when the client's copy is current.
-    pub(super) fn respond(&self, request: &HeaderMap, content_type: &'static str) -> Response {
+    pub fn respond(&self, request: &HeaderMap, content_type: &'static str) -> Response {
         let last_modified = HeaderValue::from_str(&httpdate(self.last_modified))
             .expect("an HTTP date is a valid header value");
         let headers = [
@@ -163,8 +162,8 @@ pub struct Snapshot {
 pub enum StatsError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Render(#[from] WebError),
+    #[error("rendering the statistics page failed: {0}")]
+    Render(#[from] askama::Error),
     #[error("encoding the statistics as JSON failed: {0}")]
     Json(#[from] serde_json::Error),
 }

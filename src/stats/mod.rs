@@ -4,7 +4,7 @@
 //! - `model`: the published numbers and the privacy rule that folds small counts ([`fold_small`]);
 //! - `page`: the charts and tables of the HTML page;
 //! - `cache`: the computed page and JSON in memory, with their HTTP validators;
-//! - here: the routes and the refresh loop.
+//! - here: the refresh loop (the routes are `crate::http`'s).
 //!
 //! Cost: the page is computed from the rollups on a schedule (`STATS_REFRESH_SECS`), rendered once,
 //! and served from memory with an ETag and Last-Modified; a page view never reaches PostgreSQL.
@@ -18,12 +18,6 @@ mod page;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::Response;
-use axum::routing::get;
-
 pub use cache::{Rendered, Snapshot, StatsCache, StatsError};
 pub use model::{
     ActiveInstances, Countries, CountryStat, DatabaseLineStat, FeatureStat, Folded,
@@ -32,11 +26,7 @@ pub use model::{
 };
 pub use page::{Figure, LegendEntry, StatsPage, Table};
 
-use crate::app::AppState;
 use crate::observability;
-
-pub const STATS_PATH: &str = "/stats";
-pub const STATS_JSON_PATH: &str = "/stats.json";
 
 impl StatsCache {
     /// Refreshes now and then once per `interval`, forever; a failed refresh keeps the last page.
@@ -54,27 +44,4 @@ impl StatsCache {
             }
         }
     }
-}
-
-/// `/stats` and `/stats.json`.
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route(STATS_PATH, get(stats_page))
-        .route(STATS_JSON_PATH, get(stats_json))
-}
-
-async fn stats_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    state
-        .stats
-        .current()
-        .html
-        .respond(&headers, "text/html; charset=utf-8")
-}
-
-async fn stats_json(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    state
-        .stats
-        .current()
-        .json
-        .respond(&headers, "application/json")
 }

@@ -312,7 +312,7 @@ const MAX_LABEL_CHARS: usize = 24;
 /// digit. Anything else (a sentence, a URL) is counted in "other" but never published, so a handful
 /// of fake instances cannot put text on the page.
 ///
-/// Stricter than [`crate::typed_metrics::is_plausible_label`], which decides what may be stored as a
+/// Stricter than [`crate::label::is_plausible_label`], which decides what may be stored as a
 /// version at all (a bounded printable label, so that analysts see every one): a sentence with a link
 /// is a plausible label, but not one to publish.
 pub fn is_release_label(text: &str) -> bool {

@@ -8,7 +8,7 @@ use super::charts::{self, Caption, TimeSeries, percent, series_class, thousands}
 use super::model::{
     Countries, MonitoredDatabase, PmmFeatures, ReleaseUptake, Statistics, VersionValues, share,
 };
-use crate::web::{WebError, asset_version};
+use crate::assets::asset_version;
 
 /// Countries drawn in the chart; the table lists every published one.
 const MAX_CHART_COUNTRIES: usize = 15;
@@ -54,14 +54,7 @@ fn week_label(week: NaiveDate) -> String {
     week.format("%Y-%m-%d").to_string()
 }
 
-fn render_svg(template: &impl Template) -> Result<String, WebError> {
-    template.render().map_err(|source| WebError::Render {
-        page: "statistics",
-        source,
-    })
-}
-
-fn active_figure(stats: &Statistics) -> Result<Option<Figure>, WebError> {
+fn active_figure(stats: &Statistics) -> Result<Option<Figure>, askama::Error> {
     let active = &stats.active_instances;
     if active.products.is_empty() {
         return Ok(None);
@@ -105,7 +98,7 @@ fn active_figure(stats: &Statistics) -> Result<Option<Figure>, WebError> {
             }
         ),
     };
-    let svg = render_svg(&charts::line_chart(caption, &active.weeks, &series))?;
+    let svg = charts::line_chart(caption, &active.weeks, &series).render()?;
     let mut columns: Vec<String> = active.products.iter().map(|p| p.name.clone()).collect();
     if other_shown {
         columns.push("Other products".into());
@@ -146,7 +139,7 @@ fn active_figure(stats: &Statistics) -> Result<Option<Figure>, WebError> {
     }))
 }
 
-fn uptake_figure(uptake: &ReleaseUptake, index: usize) -> Result<Figure, WebError> {
+fn uptake_figure(uptake: &ReleaseUptake, index: usize) -> Result<Figure, askama::Error> {
     let other_shown = uptake
         .other
         .active_instances
@@ -190,7 +183,7 @@ fn uptake_figure(uptake: &ReleaseUptake, index: usize) -> Result<Figure, WebErro
             }
         ),
     };
-    let svg = render_svg(&charts::share_columns(caption, &uptake.weeks, &series))?;
+    let svg = charts::share_columns(caption, &uptake.weeks, &series).render()?;
     let mut columns: Vec<String> = vec!["Week of".into(), "Active instances".into()];
     columns.extend(uptake.versions.iter().map(|v| v.version.clone()));
     if other_shown {
@@ -244,7 +237,7 @@ fn uptake_figure(uptake: &ReleaseUptake, index: usize) -> Result<Figure, WebErro
     })
 }
 
-fn features_figure(features: &PmmFeatures, min_bucket: i64) -> Result<Figure, WebError> {
+fn features_figure(features: &PmmFeatures, min_bucket: i64) -> Result<Figure, askama::Error> {
     let rows: Vec<(String, f64, String)> = features
         .features
         .iter()
@@ -265,7 +258,7 @@ fn features_figure(features: &PmmFeatures, min_bucket: i64) -> Result<Figure, We
                 .join(", ")
         ),
     };
-    let svg = render_svg(&charts::bar_chart(caption, &rows))?;
+    let svg = charts::bar_chart(caption, &rows).render()?;
     Ok(Figure {
         svg,
         legend: Vec::new(),
@@ -296,7 +289,7 @@ fn features_figure(features: &PmmFeatures, min_bucket: i64) -> Result<Figure, We
     })
 }
 
-fn database_figure(database: &MonitoredDatabase) -> Result<Figure, WebError> {
+fn database_figure(database: &MonitoredDatabase) -> Result<Figure, askama::Error> {
     let rows: Vec<(String, f64, String)> = database
         .lines
         .iter()
@@ -320,7 +313,7 @@ fn database_figure(database: &MonitoredDatabase) -> Result<Figure, WebError> {
                 .join(", ")
         ),
     };
-    let svg = render_svg(&charts::bar_chart(caption, &rows))?;
+    let svg = charts::bar_chart(caption, &rows).render()?;
     Ok(Figure {
         svg,
         legend: Vec::new(),
@@ -350,7 +343,7 @@ fn database_figure(database: &MonitoredDatabase) -> Result<Figure, WebError> {
     })
 }
 
-fn countries_figure(countries: &Countries) -> Result<Option<Figure>, WebError> {
+fn countries_figure(countries: &Countries) -> Result<Option<Figure>, askama::Error> {
     if countries.countries.is_empty() {
         return Ok(None);
     }
@@ -398,7 +391,7 @@ fn countries_figure(countries: &Countries) -> Result<Option<Figure>, WebError> {
                 .join(", ")
         ),
     };
-    let svg = render_svg(&charts::bar_chart(caption, &rows))?;
+    let svg = charts::bar_chart(caption, &rows).render()?;
     let mut table_rows: Vec<(String, Vec<String>)> = countries
         .countries
         .iter()
@@ -430,7 +423,7 @@ fn countries_figure(countries: &Countries) -> Result<Option<Figure>, WebError> {
 }
 
 impl Statistics {
-    pub fn render_page(&self) -> Result<String, WebError> {
+    pub fn render_page(&self) -> Result<String, askama::Error> {
         let page = StatsPage {
             stats: self,
             active: active_figure(self)?,
@@ -439,7 +432,7 @@ impl Statistics {
                 .iter()
                 .enumerate()
                 .map(|(index, uptake)| Ok((uptake.name.clone(), uptake_figure(uptake, index)?)))
-                .collect::<Result<_, WebError>>()?,
+                .collect::<Result<_, askama::Error>>()?,
             features: self
                 .pmm_features
                 .as_ref()
@@ -449,7 +442,7 @@ impl Statistics {
                 .monitored_databases
                 .iter()
                 .map(|database| Ok((database.name.clone(), database_figure(database)?)))
-                .collect::<Result<_, WebError>>()?,
+                .collect::<Result<_, askama::Error>>()?,
             countries: countries_figure(&self.countries)?,
             snapshot_day: self
                 .snapshot_day
@@ -461,10 +454,7 @@ impl Statistics {
                 .unwrap_or_default(),
             asset_version: asset_version(),
         };
-        page.render().map_err(|source| WebError::Render {
-            page: "statistics",
-            source,
-        })
+        page.render()
     }
 }
 

@@ -1,74 +1,32 @@
 //! The public face for people: the landing page, the API description, the HTML 404 page, static
-//! assets, and the security and caching headers they carry.
-//!
-//! Static files are compiled into the binary and served through tower-http's `ServeDir` with an
-//! in-memory backend, so an installed binary needs no asset directory next to it.
+//! assets (compiled in, `crate::assets`), and the caching headers they carry. The security headers
+//! every response carries are `middleware`'s.
 
-use std::future::{Ready, ready};
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::{self, Cursor};
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
-use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::path::Path;
+use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::handler::HandlerWithoutStateExt;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
-use tower_http::services::fs::{Backend, File, Metadata};
 
-use crate::app::{ApiError, AppState, GENERIC_REPORT_PATH};
+use super::error::{ApiError, WebError};
+use super::ingest::GENERIC_REPORT_PATH;
+use super::state::AppState;
+use crate::assets::{EmbeddedAssets, asset_version};
 use crate::catalogue::{self, Group, MetricKey, Product};
-use crate::geoip::{CountryDatabase, RecordLayout};
-use crate::server::BUNDLED_GEOIP_FILE;
-
-/// Every file under `static/`, by its path relative to that directory.
-static ASSETS: &[(&str, &[u8])] = &[
-    ("style.css", include_bytes!("../static/style.css")),
-    ("favicon.svg", include_bytes!("../static/favicon.svg")),
-    ("favicon.ico", include_bytes!("../static/favicon.ico")),
-    ("robots.txt", include_bytes!("../static/robots.txt")),
-    ("openapi.json", include_bytes!("../static/openapi.json")),
-];
-
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; object-src 'none'; \
-     style-src 'self'; img-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; \
-     frame-ancestors 'none'";
+use crate::geoip::{BUNDLED_GEOIP_FILE, CountryDatabase, RecordLayout};
 
 /// How long browsers and proxies may reuse each kind of response.
 const PAGE_CACHE: &str = "public, max-age=300";
 const API_DESCRIPTION_CACHE: &str = "public, max-age=3600";
 const ASSET_CACHE: &str = "public, max-age=86400";
-
-#[derive(Debug, thiserror::Error)]
-pub enum WebError {
-    #[error("rendering the {page} page failed: {source}")]
-    Render {
-        page: &'static str,
-        #[source]
-        source: askama::Error,
-    },
-}
-
-impl IntoResponse for WebError {
-    fn into_response(self) -> Response {
-        tracing::error!(error = %self, "page not rendered");
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The page could not be rendered.",
-        )
-            .into_response()
-    }
-}
 
 /// The routes for people and for the API description. Unknown paths are answered by [`not_found`],
 /// which the main router installs as its fallback.
@@ -111,42 +69,12 @@ async fn html_not_found() -> Response {
 }
 
 async fn landing_page(State(state): State<Arc<AppState>>) -> Result<Html<String>, WebError> {
-    let database = state.geoip.current();
+    let database = state.intake.geoip.current();
     let page = LandingPage::new(GeoIpCredit::of(&database));
     page.render().map(Html).map_err(|source| WebError::Render {
         page: "landing",
         source,
     })
-}
-
-/// Security headers on every response; the Content-Security-Policy on HTML, where it has effect.
-/// HSTS is left to the TLS set-up.
-pub async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let is_html = is_html(response.headers());
-    let headers = response.headers_mut();
-    headers
-        .entry(header::X_CONTENT_TYPE_OPTIONS)
-        .or_insert(HeaderValue::from_static("nosniff"));
-    headers
-        .entry(header::REFERRER_POLICY)
-        .or_insert(HeaderValue::from_static("no-referrer"));
-    if is_html {
-        headers
-            .entry(header::CONTENT_SECURITY_POLICY)
-            .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-        headers
-            .entry(header::X_FRAME_OPTIONS)
-            .or_insert(HeaderValue::from_static("DENY"));
-    }
-    response
-}
-
-fn is_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("text/html"))
 }
 
 /// Cache lifetimes by path, only on successful or not-modified answers: an error is never cached.
@@ -165,17 +93,6 @@ async fn cache_headers(request: Request, next: Next) -> Response {
             .or_insert(HeaderValue::from_static(policy));
     }
     response
-}
-
-/// A short fingerprint of the stylesheet and icon, appended to their URLs so that a new release is
-/// fetched at once instead of after the cache lifetime.
-pub fn asset_version() -> &'static str {
-    static VERSION: LazyLock<String> = LazyLock::new(|| {
-        let mut hasher = DefaultHasher::new();
-        ASSETS.hash(&mut hasher);
-        format!("{:016x}", hasher.finish())[..10].to_owned()
-    });
-    &VERSION
 }
 
 /// Which attribution the GeoIP database in use requires.
@@ -286,92 +203,6 @@ struct NotFoundPage {
     asset_version: &'static str,
 }
 
-/// When the embedded files were "modified": the moment this process first served one. A new binary
-/// means a restart, so the time (and with it the ETag) changes whenever the content can.
-static PUBLISHED: LazyLock<SystemTime> = LazyLock::new(SystemTime::now);
-
-/// `ServeDir` backend that reads the files compiled in from `static/`.
-#[derive(Clone, Copy, Debug, Default)]
-struct EmbeddedAssets;
-
-impl EmbeddedAssets {
-    fn lookup(path: &Path) -> io::Result<&'static [u8]> {
-        let relative = path
-            .strip_prefix("./static")
-            .or_else(|_| path.strip_prefix("static"))
-            .ok()
-            .and_then(Path::to_str);
-        ASSETS
-            .iter()
-            .find(|(name, _)| Some(*name) == relative)
-            .map(|(_, bytes)| *bytes)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such asset"))
-    }
-}
-
-impl Backend for EmbeddedAssets {
-    type File = EmbeddedFile;
-    type Metadata = EmbeddedMetadata;
-    type OpenFuture = Ready<io::Result<EmbeddedFile>>;
-    type MetadataFuture = Ready<io::Result<EmbeddedMetadata>>;
-
-    fn open(&self, path: PathBuf) -> Self::OpenFuture {
-        ready(Self::lookup(&path).map(|bytes| EmbeddedFile(Cursor::new(bytes))))
-    }
-
-    fn metadata(&self, path: PathBuf) -> Self::MetadataFuture {
-        ready(Self::lookup(&path).map(|bytes| EmbeddedMetadata(bytes.len() as u64)))
-    }
-}
-
-struct EmbeddedFile(Cursor<&'static [u8]>);
-
-impl AsyncRead for EmbeddedFile {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncSeek for EmbeddedFile {
-    fn start_seek(mut self: Pin<&mut Self>, position: io::SeekFrom) -> io::Result<()> {
-        Pin::new(&mut self.0).start_seek(position)
-    }
-
-    fn poll_complete(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
-        Pin::new(&mut self.0).poll_complete(cx)
-    }
-}
-
-impl File for EmbeddedFile {
-    type Metadata = EmbeddedMetadata;
-    type MetadataFuture<'a> = Ready<io::Result<EmbeddedMetadata>>;
-
-    fn metadata(&self) -> Self::MetadataFuture<'_> {
-        ready(Ok(EmbeddedMetadata(self.0.get_ref().len() as u64)))
-    }
-}
-
-/// Size of an embedded file; embedded paths are never directories.
-struct EmbeddedMetadata(u64);
-
-impl Metadata for EmbeddedMetadata {
-    fn is_dir(&self) -> bool {
-        false
-    }
-
-    fn modified(&self) -> io::Result<SystemTime> {
-        Ok(*PUBLISHED)
-    }
-
-    fn len(&self) -> u64 {
-        self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,33 +253,18 @@ mod tests {
     }
 
     #[test]
-    fn embedded_assets_match_the_static_directory() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
-        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .collect();
-        on_disk.sort();
-        let mut embedded: Vec<String> = ASSETS.iter().map(|(name, _)| (*name).to_owned()).collect();
-        embedded.sort();
-        assert_eq!(embedded, on_disk, "every file in static/ is embedded");
-    }
-
-    #[test]
-    fn asset_lookup_stays_inside_static() {
-        assert!(EmbeddedAssets::lookup(Path::new("./static/style.css")).is_ok());
-        assert!(EmbeddedAssets::lookup(Path::new("./static")).is_err());
-        assert!(EmbeddedAssets::lookup(Path::new("./other/style.css")).is_err());
-        assert!(EmbeddedAssets::lookup(Path::new("./static/missing.css")).is_err());
-    }
-
-    #[test]
     fn the_api_description_is_valid_json_and_names_the_ingest_path() {
-        let (_, bytes) = ASSETS.iter().find(|(n, _)| *n == "openapi.json").unwrap();
+        let (_, bytes) = crate::assets::ASSETS
+            .iter()
+            .find(|(n, _)| *n == "openapi.json")
+            .unwrap();
         let document: serde_json::Value = serde_json::from_slice(bytes).unwrap();
         assert!(document["openapi"].as_str().unwrap().starts_with("3."));
         assert!(document["paths"][GENERIC_REPORT_PATH]["post"].is_object());
-        for path in [crate::stats::STATS_PATH, crate::stats::STATS_JSON_PATH] {
+        for path in [
+            crate::http::stats::STATS_PATH,
+            crate::http::stats::STATS_JSON_PATH,
+        ] {
             assert!(document["paths"][path]["get"].is_object(), "{path}");
         }
         assert!(document["components"]["schemas"]["Statistics"].is_object());

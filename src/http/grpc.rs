@@ -2,7 +2,7 @@
 //! served by the same listener as the JSON API: the server speaks HTTP/2 (cleartext with prior
 //! knowledge, or TLS with ALPN `h2`) next to HTTP/1.1, and the router sends this one path here.
 //! tonic frames and decodes the length-prefixed binary protobuf; the messages are the hand-written
-//! ones in [`super::proto`], so no code generation is involved.
+//! ones in [`crate::legacy::proto`], so no code generation is involved.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,10 +14,12 @@ use tonic::Code;
 use tonic::server::Grpc;
 use tonic_prost::ProstCodec;
 
-use super::proto::{ReportRequest, ReportResponse};
-use crate::app::{self, ApiError, AppState};
+use super::error::ApiError;
+use super::state::AppState;
 use crate::body::BodyError;
 use crate::ingest::ProductFamily;
+use crate::legacy;
+use crate::legacy::proto::{ReportRequest, ReportResponse};
 
 /// The HTTP/2 path gRPC clients post the method to.
 pub const REPORT_PATH: &str = "/percona.platform.telemetry.reporter.v1.ReporterAPI/Report";
@@ -77,11 +79,13 @@ async fn handle(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip());
     let (metadata, _, message) = request.into_parts();
-    let reports = super::grpc_reports(message).map_err(|error| {
+    let reports = legacy::grpc_reports(message).map_err(|error| {
         ApiError::invalid_from(error, Some(ProductFamily::Pmm)).into_grpc_status()
     })?;
-    app::store_reports(&state, peer, &metadata.into_headers(), reports)
+    state
+        .intake
+        .accept(peer, &metadata.into_headers(), reports)
         .await
-        .map_err(ApiError::into_grpc_status)?;
+        .map_err(|error| ApiError::Write(error).into_grpc_status())?;
     Ok(tonic::Response::new(ReportResponse {}))
 }
