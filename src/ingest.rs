@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::label::is_plausible_label;
+use crate::metric_keys as keys;
 use crate::observability::RejectReason;
 
 /// `ProductFamily` from `reporter_api.proto`, in enum-number order.
@@ -103,9 +104,9 @@ impl ProductFamily {
     /// The metric that carries the version of the reporting product itself.
     pub fn version_metric_key(self) -> &'static str {
         match self {
-            Self::Pmm => "PMMServerVersion",
-            Self::Everest => "version",
-            _ => PILLAR_VERSION_KEY,
+            Self::Pmm => keys::PMM_SERVER_VERSION,
+            Self::Everest => keys::EVEREST_VERSION,
+            _ => keys::PILLAR_VERSION,
         }
     }
 
@@ -116,14 +117,11 @@ impl ProductFamily {
     pub fn version_in(self, metrics: &[Metric]) -> Option<String> {
         let present = |key| metric_value(metrics, key).filter(|value| !value.is_empty());
         present(self.version_metric_key())
-            .or_else(|| present(PILLAR_VERSION_KEY))
+            .or_else(|| present(keys::PILLAR_VERSION))
             .filter(|version| is_plausible_label(version))
             .map(str::to_owned)
     }
 }
-
-/// The version key of database products and of `call-home.sh` pings of every product.
-const PILLAR_VERSION_KEY: &str = "pillar_version";
 
 /// One key/value pair of a report, exactly as sent.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -283,7 +281,7 @@ fn assemble_report(
 ) -> Report {
     let version = product_family.version_in(&metrics);
     let up_duration_seconds = match product_family {
-        ProductFamily::Pmm => metric_value(&metrics, "UpDuration").and_then(parse_up_duration),
+        ProductFamily::Pmm => metric_value(&metrics, keys::UP_DURATION).and_then(parse_up_duration),
         _ => None,
     };
     Report {

@@ -29,6 +29,7 @@ pub mod ingest;
 pub mod intake;
 pub mod label;
 pub mod legacy;
+pub mod metric_keys;
 pub mod observability;
 pub mod rate_limit;
 pub mod reload;

@@ -7,6 +7,7 @@
 
 use crate::ingest::Metric;
 use crate::label::is_plausible_label;
+use crate::metric_keys as keys;
 use crate::stored_metrics::fits_text;
 
 /// The typed fields of one report's metrics; `None` where the report did not carry the key or its
@@ -50,29 +51,29 @@ impl TypedMetrics {
         };
         let flag = |key: &str| first(key).and_then(parse_flag);
         Self {
-            distribution_method: first("DistributionMethod")
-                .or_else(|| first("deployment"))
+            distribution_method: first(keys::DISTRIBUTION_METHOD)
+                .or_else(|| first(keys::DEPLOYMENT))
                 .filter(|method| is_plausible_label(method))
                 .map(str::to_owned),
-            alerting_enabled: flag("pmm_server_ia_enabled"),
-            stt_enabled: flag("pmm_server_stt_enabled"),
-            advisors_disabled: flag("pmm_server_advisors_disabled"),
-            backup_management_enabled: flag("pmm_server_backup_management_enabled"),
-            dbaas_enabled: flag("pmm_server_dbaas_enabled"),
-            access_control_enabled: flag("pmm_server_access_control_enabled"),
-            updates_disabled: flag("pmm_server_updates_disabled"),
+            alerting_enabled: flag(keys::ALERTING_ENABLED),
+            stt_enabled: flag(keys::STT_ENABLED),
+            advisors_disabled: flag(keys::ADVISORS_DISABLED),
+            backup_management_enabled: flag(keys::BACKUP_MANAGEMENT_ENABLED),
+            dbaas_enabled: flag(keys::DBAAS_ENABLED),
+            access_control_enabled: flag(keys::ACCESS_CONTROL_ENABLED),
+            updates_disabled: flag(keys::UPDATES_DISABLED),
             // A present but unreadable first key does not fall back to the second, as in SQL's
             // coalesce over the raw values.
-            grafana_users: first("grafana_users_count")
-                .or_else(|| first("pmm_server_grafana_stat_total_users"))
+            grafana_users: first(keys::GRAFANA_USERS_COUNT)
+                .or_else(|| first(keys::GRAFANA_STAT_TOTAL_USERS))
                 .and_then(parse_count),
-            nodes: first("pmm_server_usage_nodes_count").and_then(parse_count),
-            services: first("pmm_server_usage_services_count")
-                .or_else(|| first("pmm_server_pmm_usage_services_count"))
+            nodes: first(keys::NODES_COUNT).and_then(parse_count),
+            services: first(keys::SERVICES_COUNT)
+                .or_else(|| first(keys::SERVICES_COUNT_EARLY_2X))
                 .and_then(parse_count),
-            mysql_versions: every("mysql_version"),
-            mongodb_versions: every("mongodb_version"),
-            postgresql_versions: every("postgresql_version"),
+            mysql_versions: every(keys::MYSQL_VERSION),
+            mongodb_versions: every(keys::MONGODB_VERSION),
+            postgresql_versions: every(keys::POSTGRESQL_VERSION),
         }
     }
 }

@@ -1896,6 +1896,33 @@ async fn typed_in_sql(pool: &PgPool, metrics: &[Metric]) -> TypedMetrics {
 
 /// Ingest types the known keys in the service; analysts have the same mapping in SQL. The two must
 /// agree on every real payload, on generated history, and on the awkward values.
+/// `analytics.extract_metrics()` cannot import the Rust constants: it reads exactly the keys
+/// `metric_keys::TYPED` lists, no more and no fewer.
+#[tokio::test]
+async fn metric_keys_match_the_sql_extraction() {
+    let app = spawn().await;
+    let definition: String = sqlx::query_scalar(
+        "SELECT pg_get_functiondef('analytics.extract_metrics(jsonb)'::regprocedure)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let mut in_sql = BTreeSet::new();
+    let mut rest = definition.as_str();
+    while let Some(start) = rest.find("m.key = '") {
+        let after = &rest[start + "m.key = '".len()..];
+        let end = after.find('\'').expect("a closed literal");
+        in_sql.insert(after[..end].to_owned());
+        rest = &after[end..];
+    }
+    let in_rust: BTreeSet<String> = telemetry_server::metric_keys::TYPED
+        .iter()
+        .map(|key| (*key).to_owned())
+        .collect();
+    assert_eq!(in_sql, in_rust);
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn typed_metrics_match_the_sql_extraction() {
     let app = spawn().await;

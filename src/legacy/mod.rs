@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::ingest::{IngestError, Metric, ProductFamily, Report, invalid, quoted_excerpt};
+use crate::metric_keys as keys;
 use proto::{AnyEvent, DistributionMethod, Event, ReportRequest, ServerMetric, ServerUptimeEvent};
 
 /// `reports.protocol` of an event posted to `/v1/telemetry/Report` (PMM 2.25–2.27).
@@ -84,15 +85,15 @@ impl Header {
         let mut metrics = Vec::with_capacity(3);
         // PMM drops empty values before sending (`removeEmpty`), so an unset field gives no pair.
         if !self.version.is_empty() {
-            metrics.push(pair("PMMServerVersion", &self.version));
+            metrics.push(pair(keys::PMM_SERVER_VERSION, &self.version));
         }
         if let Some(up_duration) = self.up_duration.as_ref().map(prototext_duration)
             && !up_duration.is_empty()
         {
-            metrics.push(pair("UpDuration", &up_duration));
+            metrics.push(pair(keys::UP_DURATION, &up_duration));
         }
         metrics.push(pair(
-            "DistributionMethod",
+            keys::DISTRIBUTION_METHOD,
             &distribution_method_name(self.distribution_method),
         ));
         metrics
@@ -142,8 +143,8 @@ fn event_report(event: Event, path: &str) -> Result<Report, IngestError> {
     let mut metrics = header.metrics();
     // The flags PMM 2.17+ put in the event are the metrics PMM 2.28+ send under these keys.
     for (key, flag) in [
-        ("pmm_server_ia_enabled", uptime.ia_enabled),
-        ("pmm_server_stt_enabled", uptime.stt_enabled),
+        (keys::ALERTING_ENABLED, uptime.ia_enabled),
+        (keys::STT_ENABLED, uptime.stt_enabled),
     ] {
         if let Some(flag) = flag {
             metrics.push(pair(key, if flag { "1" } else { "0" }));

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::ingest::{
     IngestError, Metric, ProductFamily, Report, invalid, parse_uuid, quoted_excerpt,
 };
+use crate::metric_keys as keys;
 
 /// Namespace of the report ids derived below: the version 5 UUID of the URL
 /// `https://v.percona.com/` in the URL namespace (a unit test checks it).
@@ -89,7 +90,7 @@ pub fn parse_v1_report(body: &[u8], received_at: DateTime<Utc>) -> Result<Report
     let mut metrics = Vec::with_capacity(items.len() + 1);
     if !version.is_empty() {
         metrics.push(Metric {
-            key: "PMMServerVersion".into(),
+            key: keys::PMM_SERVER_VERSION.into(),
             value: version.clone(),
         });
     }
