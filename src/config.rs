@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::NaiveDate;
+use chrono::{Days, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
@@ -14,6 +14,7 @@ use crate::connections::ConnectionLimits;
 use crate::rate_limit::RateLimitSettings;
 use crate::retention::RetentionSettings;
 use crate::store::DatabaseSettings;
+use crate::synthetic;
 use crate::writer::WriterSettings;
 
 #[derive(Parser, Debug)]
@@ -43,7 +44,7 @@ pub enum Command {
     Retention,
 }
 
-/// Options of the `generate` subcommand; the model behind them is described in `src/synthetic.rs`.
+/// Options of the `generate` subcommand; `src/synthetic/mod.rs` describes the model behind them.
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
 pub struct GenerateArgs {
     /// Installations to simulate, across all product families.
@@ -69,6 +70,25 @@ pub struct GenerateArgs {
     /// Batches written at the same time.
     #[arg(long, default_value_t = 2)]
     pub concurrency: usize,
+}
+
+/// The generator's settings from the flags. The conversion lives here, not in `synthetic`, so that
+/// the generator (a library for tests and benchmarks too) does not depend on the command line. An
+/// unset end date is yesterday; zero days, batch size or concurrency become one (a batch size of
+/// zero cannot be chunked, and a concurrency of zero would write nothing).
+impl From<&GenerateArgs> for synthetic::Settings {
+    fn from(args: &GenerateArgs) -> Self {
+        Self {
+            instances: args.instances,
+            days: args.days.max(1),
+            end_date: args
+                .end_date
+                .unwrap_or_else(|| Utc::now().date_naive() - Days::new(1)),
+            seed: args.seed,
+            batch_size: args.batch_size.max(1),
+            concurrency: args.concurrency.max(1),
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

@@ -45,7 +45,7 @@ async fn serve(config: &Config) -> Result<(), server::StartupError> {
 
 async fn generate(config: &Config, args: &GenerateArgs) -> Result<(), server::StartupError> {
     let pool = server::connect_and_migrate(config).await?;
-    let summary = synthetic::generate(&pool, &synthetic::Settings::from_args(args)).await?;
+    let summary = synthetic::generate(&pool, &synthetic::Settings::from(args)).await?;
     println!("{summary}");
     pool.close().await;
     Ok(())

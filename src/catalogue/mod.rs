@@ -6,7 +6,7 @@
 //! as sent. Sources for every key are listed in `docs/protocol.md` (§3.6 for PMM, §4–§6 for the
 //! telemetry agent, installer and Everest).
 //!
-//! This file holds the types; the table itself, [`METRIC_KEYS`], is in `keys.rs`.
+//! This file holds the types; the table itself, [`METRIC_KEYS`], is in `keys.rs` and `keys/`.
 
 mod keys;
 

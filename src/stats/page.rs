@@ -237,8 +237,36 @@ fn uptake_figure(uptake: &ReleaseUptake, index: usize) -> Result<Figure, askama:
     })
 }
 
+/// A bar chart and the table of its numbers. Each bar is its label, its length (1.0 is the longest
+/// bar) and the value written next to it. The chart's description, which screen readers read in
+/// place of the bars, is `summary` followed by the label and value of the first `described` bars.
+fn bar_figure(
+    id: String,
+    title: String,
+    summary: String,
+    bars: &[(String, f64, String)],
+    described: usize,
+    table: Table,
+) -> Result<Figure, askama::Error> {
+    let spoken: Vec<String> = bars
+        .iter()
+        .take(described)
+        .map(|(label, _, value)| format!("{label} {value}"))
+        .collect();
+    let caption = Caption {
+        id,
+        title,
+        description: format!("{summary}: {}.", spoken.join(", ")),
+    };
+    Ok(Figure {
+        svg: charts::bar_chart(caption, bars).render()?,
+        legend: Vec::new(),
+        table,
+    })
+}
+
 fn features_figure(features: &PmmFeatures, min_bucket: i64) -> Result<Figure, askama::Error> {
-    let rows: Vec<(String, f64, String)> = features
+    let bars: Vec<(String, f64, String)> = features
         .features
         .iter()
         .map(|f| match f.share {
@@ -246,27 +274,15 @@ fn features_figure(features: &PmmFeatures, min_bucket: i64) -> Result<Figure, as
             None => (f.name.clone(), 0.0, format!("not shown (< {min_bucket})")),
         })
         .collect();
-    let caption = Caption {
-        id: "features-chart".into(),
-        title: "PMM features in use".into(),
-        description: format!(
-            "Share of the {} active PMM servers with each feature on: {}.",
-            thousands(features.active_servers),
-            rows.iter()
-                .map(|(name, _, value)| format!("{name} {value}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let svg = charts::bar_chart(caption, &rows).render()?;
-    Ok(Figure {
-        svg,
-        legend: Vec::new(),
-        table: Table {
-            caption: format!(
-                "PMM features on {} active PMM servers",
-                thousands(features.active_servers)
-            ),
+    let servers = thousands(features.active_servers);
+    bar_figure(
+        "features-chart".into(),
+        "PMM features in use".into(),
+        format!("Share of the {servers} active PMM servers with each feature on"),
+        &bars,
+        bars.len(),
+        Table {
+            caption: format!("PMM features on {servers} active PMM servers"),
             columns: vec![
                 "Feature".into(),
                 "Servers with it on".into(),
@@ -286,11 +302,11 @@ fn features_figure(features: &PmmFeatures, min_bucket: i64) -> Result<Figure, as
                 })
                 .collect(),
         },
-    })
+    )
 }
 
 fn database_figure(database: &MonitoredDatabase) -> Result<Figure, askama::Error> {
-    let rows: Vec<(String, f64, String)> = database
+    let bars: Vec<(String, f64, String)> = database
         .lines
         .iter()
         .map(|l| {
@@ -301,24 +317,18 @@ fn database_figure(database: &MonitoredDatabase) -> Result<Figure, askama::Error
             )
         })
         .collect();
-    let caption = Caption {
-        id: format!("database-chart-{}", database.database),
-        title: format!("Monitored {} services by release line", database.name),
-        description: format!(
-            "Share of the {} services PMM servers monitor: {}.",
-            database.name,
-            rows.iter()
-                .map(|(name, _, value)| format!("{name} {value}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+    let title = format!("Monitored {} services by release line", database.name);
+    bar_figure(
+        format!("database-chart-{}", database.database),
+        title.clone(),
+        format!(
+            "Share of the {} services PMM servers monitor",
+            database.name
         ),
-    };
-    let svg = charts::bar_chart(caption, &rows).render()?;
-    Ok(Figure {
-        svg,
-        legend: Vec::new(),
-        table: Table {
-            caption: format!("Monitored {} services by release line", database.name),
+        &bars,
+        bars.len(),
+        Table {
+            caption: title,
             columns: vec![
                 "Line".into(),
                 "Services".into(),
@@ -340,7 +350,7 @@ fn database_figure(database: &MonitoredDatabase) -> Result<Figure, askama::Error
                 })
                 .collect(),
         },
-    })
+    )
 }
 
 fn countries_figure(countries: &Countries) -> Result<Option<Figure>, askama::Error> {
@@ -352,7 +362,7 @@ fn countries_figure(countries: &Countries) -> Result<Option<Figure>, askama::Err
         .first()
         .map_or(1, |c| c.active_instances)
         .max(1);
-    let mut rows: Vec<(String, f64, String)> = countries
+    let mut bars: Vec<(String, f64, String)> = countries
         .countries
         .iter()
         .take(MAX_CHART_COUNTRIES)
@@ -372,26 +382,12 @@ fn countries_figure(countries: &Countries) -> Result<Option<Figure>, askama::Err
         .sum::<i64>()
         + countries.other.unwrap_or(0);
     if beyond_chart > 0 {
-        rows.push((
+        bars.push((
             "All other countries".into(),
             beyond_chart as f64 / largest as f64,
             percent(share(beyond_chart, countries.total)),
         ));
     }
-    let caption = Caption {
-        id: "countries-chart".into(),
-        title: "Countries of active instances".into(),
-        description: format!(
-            "Share of {} active instances by country: {}.",
-            thousands(countries.total),
-            rows.iter()
-                .take(5)
-                .map(|(name, _, value)| format!("{name} {value}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let svg = charts::bar_chart(caption, &rows).render()?;
     let mut table_rows: Vec<(String, Vec<String>)> = countries
         .countries
         .iter()
@@ -408,18 +404,21 @@ fn countries_figure(countries: &Countries) -> Result<Option<Figure>, askama::Err
             vec![thousands(other), percent(share(other, countries.total))],
         ));
     }
-    Ok(Some(Figure {
-        svg,
-        legend: Vec::new(),
-        table: Table {
-            caption: format!(
-                "Active instances by country ({} in all)",
-                thousands(countries.total)
-            ),
+    let total = thousands(countries.total);
+    bar_figure(
+        "countries-chart".into(),
+        "Countries of active instances".into(),
+        format!("Share of {total} active instances by country"),
+        &bars,
+        // Read aloud, the five largest are enough: the table lists every published country.
+        5,
+        Table {
+            caption: format!("Active instances by country ({total} in all)"),
             columns: vec!["Country".into(), "Active instances".into(), "Share".into()],
             rows: table_rows,
         },
-    }))
+    )
+    .map(Some)
 }
 
 impl Statistics {
