@@ -9,8 +9,8 @@ use axum::http::HeaderMap;
 
 use crate::client_ip::TrustedProxies;
 use crate::geoip::GeoIp;
-use crate::ingest::Report;
 use crate::observability;
+use crate::report::Report;
 use crate::store::NewReport;
 use crate::writer::{WriteError, Writer};
 
@@ -24,7 +24,7 @@ pub struct Intake {
 }
 
 impl Intake {
-    /// Queues `reports` (each with its `reports.protocol`) for commit and returns once they are
+    /// Queues `reports` for commit and returns once they are
     /// committed. `peer` is `None` when the transport did not say (the country is then unknown);
     /// `headers` may name the client behind a trusted proxy. The writer's refusal is the only
     /// failure, and it says nothing of HTTP: the caller maps it to its protocol's answer.
@@ -32,21 +32,20 @@ impl Intake {
         &self,
         peer: Option<IpAddr>,
         headers: &HeaderMap,
-        reports: Vec<(Report, &'static str)>,
+        reports: Vec<Report>,
     ) -> Result<(), WriteError> {
         let country_code = peer
             .and_then(|peer| self.trusted_proxies.client_ip(peer, headers))
             .and_then(|ip| self.geoip.country(ip));
         let families: Vec<&'static str> = reports
             .iter()
-            .map(|(report, _)| report.product_family.as_str())
+            .map(|report| report.product_family.as_str())
             .collect();
         let reports = reports
             .into_iter()
-            .map(|(report, protocol)| NewReport {
+            .map(|report| NewReport {
                 report,
                 country_code: country_code.clone(),
-                protocol,
                 received_at: None,
             })
             .collect();

@@ -33,6 +33,7 @@ pub mod metric_keys;
 pub mod observability;
 pub mod rate_limit;
 pub mod reload;
+pub mod report;
 pub mod retention;
 pub mod server;
 pub mod stats;

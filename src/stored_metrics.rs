@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-use crate::ingest::Metric;
+use crate::report::Metric;
 
 /// Whether PostgreSQL `text` can hold the string: a value that cannot is never lifted out of the
 /// metrics into a column of its own (it stays, escaped, in `reports.metrics`).

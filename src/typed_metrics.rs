@@ -5,9 +5,9 @@
 //! it in PostgreSQL meant unpacking every report's JSON again and was the largest part of the
 //! batch statement's cost. `tests/analytics.rs` holds the two to the same answers.
 
-use crate::ingest::Metric;
 use crate::label::is_plausible_label;
 use crate::metric_keys as keys;
+use crate::report::Metric;
 use crate::stored_metrics::fits_text;
 
 /// The typed fields of one report's metrics; `None` where the report did not carry the key or its

@@ -1217,29 +1217,19 @@ fn handmade(
             value: (*value).to_owned(),
         })
         .collect();
-    let version = metrics
-        .iter()
-        .find(|m| m.key == family.version_metric_key())
-        .map(|m| m.value.clone());
-    let up_duration_seconds = metrics
-        .iter()
-        .find(|m| m.key == "UpDuration")
-        .and_then(|m| telemetry_server::ingest::parse_up_duration(&m.value));
     let created_at = DateTime::parse_from_rfc3339(at)
         .unwrap()
         .with_timezone(&Utc);
     NewReport {
-        report: telemetry_server::ingest::Report {
-            report_id: Uuid::new_v4(),
-            instance_id: instance,
-            product_family: family,
+        report: telemetry_server::ingest::Report::new(
+            telemetry_server::ingest::Protocol::GenericReport,
+            Uuid::new_v4(),
+            instance,
+            family,
             created_at,
-            version,
-            up_duration_seconds,
             metrics,
-        },
+        ),
         country_code: country.map(str::to_owned),
-        protocol: "GenericReport",
         // Sent on time: the report counts on its own day.
         received_at: Some(created_at),
     }

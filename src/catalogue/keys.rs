@@ -13,7 +13,7 @@ mod pmm_server;
 mod pmm_usage;
 
 use super::{Group, MetricKey, ValueKind};
-use crate::ingest::ProductFamily;
+use crate::report::ProductFamily;
 
 pub(super) use database_packages::ANY_DATABASE_PACKAGE;
 

@@ -13,7 +13,7 @@ mod keys;
 use keys::ANY_DATABASE_PACKAGE;
 pub use keys::METRIC_KEYS;
 
-use crate::ingest::ProductFamily;
+use crate::report::ProductFamily;
 
 /// Which product's reports a group of keys comes from; the landing page has one sub-section each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

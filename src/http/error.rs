@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::body::BodyError;
-use crate::ingest::{IngestError, ProductFamily};
+use crate::ingest::IngestError;
 use crate::observability::{self, RejectReason};
+use crate::report::ProductFamily;
 use crate::writer::WriteError;
 
 /// Seconds a client is asked to wait before retrying after a 503.

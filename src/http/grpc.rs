@@ -17,9 +17,9 @@ use tonic_prost::ProstCodec;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::body::BodyError;
-use crate::ingest::ProductFamily;
 use crate::legacy;
 use crate::legacy::proto::{ReportRequest, ReportResponse};
+use crate::report::ProductFamily;
 
 /// The HTTP/2 path gRPC clients post the method to.
 pub const REPORT_PATH: &str = "/percona.platform.telemetry.reporter.v1.ReporterAPI/Report";

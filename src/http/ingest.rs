@@ -14,8 +14,9 @@ use super::error::ApiError;
 use super::state::AppState;
 use crate::body;
 use crate::body_budget::Account;
-use crate::ingest::{self, ProductFamily};
+use crate::ingest;
 use crate::legacy;
+use crate::report::ProductFamily;
 
 pub const GENERIC_REPORT_PATH: &str = "/v1/telemetry/GenericReport";
 /// PMM 2.25–2.4x (`docs/legacy-protocols.md`).
@@ -32,10 +33,7 @@ pub(super) async fn generic_report(
 ) -> Result<Response, ApiError> {
     let body = read_body(&state, &headers, &account, body).await?;
     let reports = ingest::parse_report_request(&body)
-        .map_err(|error| ApiError::invalid_from(error, ingest::product_family_hint(&body)))?
-        .into_iter()
-        .map(|report| (report, "GenericReport"))
-        .collect();
+        .map_err(|error| ApiError::invalid_from(error, ingest::product_family_hint(&body)))?;
     state
         .intake
         .accept(Some(peer.ip()), &headers, reports)
@@ -75,11 +73,7 @@ pub(super) async fn legacy_v1_report(
         .map_err(|error| ApiError::invalid_from(error, Some(ProductFamily::Pmm)))?;
     state
         .intake
-        .accept(
-            Some(peer.ip()),
-            &headers,
-            vec![(report, legacy::PROTOCOL_V1)],
-        )
+        .accept(Some(peer.ip()), &headers, vec![report])
         .await?;
     Ok((
         StatusCode::OK,

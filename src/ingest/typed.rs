@@ -14,7 +14,8 @@ use std::marker::PhantomData;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
-use super::{Metric, ProductFamily, Report, assemble_report, parse_timestamp, parse_uuid};
+use super::{parse_timestamp, parse_uuid};
+use crate::report::{Metric, ProductFamily, Protocol, Report};
 
 /// Decodes a request (the value [`super::scan::first_value`] found) the way the tree decoder would,
 /// or gives up with `None`.
@@ -73,7 +74,8 @@ impl WireReport {
                 value: metric.value.unwrap_or_default(),
             })
             .collect();
-        Some(assemble_report(
+        Some(Report::new(
+            Protocol::GenericReport,
             report_id,
             instance_id,
             self.product_family.unwrap_or(ProductFamily::Invalid),

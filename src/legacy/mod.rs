@@ -19,56 +19,42 @@ pub mod v1;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::ingest::{IngestError, Metric, ProductFamily, Report, invalid, quoted_excerpt};
+use crate::ingest::{IngestError, invalid, quoted_excerpt};
 use crate::metric_keys as keys;
+use crate::report::{Metric, ProductFamily, Protocol, Report};
 use proto::{AnyEvent, DistributionMethod, Event, ReportRequest, ServerMetric, ServerUptimeEvent};
-
-/// `reports.protocol` of an event posted to `/v1/telemetry/Report` (PMM 2.25–2.27).
-pub const PROTOCOL_REPORT_EVENT: &str = "Report/Event";
-/// `reports.protocol` of a ServerMetric posted to `/v1/telemetry/Report` (PMM 2.28–2.4x).
-pub const PROTOCOL_REPORT_SERVER_METRIC: &str = "Report/ServerMetric";
-/// `reports.protocol` of anything received by the gRPC method (PMM 2.4–2.24).
-pub const PROTOCOL_GRPC: &str = "gRPC";
-/// `reports.protocol` of a v1 plain-text report (PMM 2.0–2.27).
-pub const PROTOCOL_V1: &str = "v1";
 
 /// The `type_url` of the one event type PMM sends.
 pub const SERVER_UPTIME_EVENT: &str = "percona.platform.telemetry.events.pmm.v1.ServerUptimeEvent";
 
 /// Decodes and validates a `POST /v1/telemetry/Report` body; each report comes with its protocol.
 /// One invalid report rejects the whole request, as for `GenericReport`.
-pub fn parse_report_request(body: &[u8]) -> Result<Vec<(Report, &'static str)>, IngestError> {
+pub fn parse_report_request(body: &[u8]) -> Result<Vec<Report>, IngestError> {
     let request = json::report_request(body)?;
-    reports(
-        request,
-        PROTOCOL_REPORT_EVENT,
-        PROTOCOL_REPORT_SERVER_METRIC,
-    )
+    reports(request, Protocol::ReportEvent, Protocol::ReportServerMetric)
 }
 
 /// Validates a `ReportRequest` that arrived over gRPC.
-pub fn grpc_reports(request: ReportRequest) -> Result<Vec<(Report, &'static str)>, IngestError> {
-    reports(request, PROTOCOL_GRPC, PROTOCOL_GRPC)
+pub fn grpc_reports(request: ReportRequest) -> Result<Vec<Report>, IngestError> {
+    reports(request, Protocol::Grpc, Protocol::Grpc)
 }
 
 fn reports(
     request: ReportRequest,
-    event_protocol: &'static str,
-    metric_protocol: &'static str,
-) -> Result<Vec<(Report, &'static str)>, IngestError> {
+    event_protocol: Protocol,
+    metric_protocol: Protocol,
+) -> Result<Vec<Report>, IngestError> {
     let events = request
         .events
         .into_iter()
         .enumerate()
-        .map(|(index, event)| {
-            event_report(event, &format!("events[{index}]")).map(|r| (r, event_protocol))
-        });
+        .map(|(index, event)| event_report(event, &format!("events[{index}]"), event_protocol));
     let metrics = request
         .metrics
         .into_iter()
         .enumerate()
         .map(|(index, metric)| {
-            server_metric_report(metric, &format!("metrics[{index}]")).map(|r| (r, metric_protocol))
+            server_metric_report(metric, &format!("metrics[{index}]"), metric_protocol)
         });
     events.chain(metrics).collect()
 }
@@ -127,7 +113,7 @@ fn distribution_method_name(number: i32) -> String {
         .map_or_else(|_| number.to_string(), |method| method.as_str().to_owned())
 }
 
-fn event_report(event: Event, path: &str) -> Result<Report, IngestError> {
+fn event_report(event: Event, path: &str, protocol: Protocol) -> Result<Report, IngestError> {
     let report_id = uuid_from_bytes(&event.id, &format!("{path}.id"))?;
     let created_at = created_at(event.time, &format!("{path}.time"))?;
     let Some(any) = event.event else {
@@ -150,11 +136,12 @@ fn event_report(event: Event, path: &str) -> Result<Report, IngestError> {
             metrics.push(pair(key, if flag { "1" } else { "0" }));
         }
     }
-    Ok(pmm_report(
+    Ok(Report::new(
+        protocol,
         report_id,
         instance_id,
+        ProductFamily::Pmm,
         created_at,
-        header,
         metrics,
     ))
 }
@@ -199,7 +186,11 @@ fn server_uptime_event(
     }
 }
 
-fn server_metric_report(report: ServerMetric, path: &str) -> Result<Report, IngestError> {
+fn server_metric_report(
+    report: ServerMetric,
+    path: &str,
+    protocol: Protocol,
+) -> Result<Report, IngestError> {
     let report_id = uuid_from_bytes(&report.id, &format!("{path}.id"))?;
     let created_at = created_at(report.time, &format!("{path}.time"))?;
     let instance_id = uuid_from_bytes(
@@ -219,33 +210,14 @@ fn server_metric_report(report: ServerMetric, path: &str) -> Result<Report, Inge
             value: metric.value,
         });
     }
-    Ok(pmm_report(
+    Ok(Report::new(
+        protocol,
         report_id,
         instance_id,
+        ProductFamily::Pmm,
         created_at,
-        header,
         metrics,
     ))
-}
-
-fn pmm_report(
-    report_id: Uuid,
-    instance_id: Uuid,
-    created_at: DateTime<Utc>,
-    header: Header,
-    metrics: Vec<Metric>,
-) -> Report {
-    Report {
-        report_id,
-        instance_id,
-        product_family: ProductFamily::Pmm,
-        created_at,
-        version: ProductFamily::Pmm.version_in(&metrics),
-        up_duration_seconds: header.up_duration.and_then(|duration| {
-            crate::ingest::up_duration_seconds(duration.seconds, duration.nanos)
-        }),
-        metrics,
-    }
 }
 
 /// A 16-byte protobuf `bytes` id read as a UUID: PMM fills it with a UUID's raw bytes.
@@ -333,7 +305,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            crate::ingest::parse_up_duration("seconds:86400 nanos:853372941"),
+            crate::report::parse_up_duration("seconds:86400 nanos:853372941"),
             Some(86400)
         );
         let bare = Header {

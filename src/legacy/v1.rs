@@ -9,10 +9,9 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::ingest::{
-    IngestError, Metric, ProductFamily, Report, invalid, parse_uuid, quoted_excerpt,
-};
+use crate::ingest::{IngestError, invalid, parse_uuid, quoted_excerpt};
 use crate::metric_keys as keys;
+use crate::report::{Metric, ProductFamily, Protocol, Report};
 
 /// Namespace of the report ids derived below: the version 5 UUID of the URL
 /// `https://v.percona.com/` in the URL namespace (a unit test checks it).
@@ -95,15 +94,14 @@ pub fn parse_v1_report(body: &[u8], received_at: DateTime<Utc>) -> Result<Report
         });
     }
     metrics.extend(items);
-    Ok(Report {
-        report_id: report_id(instance_id, received_at, &version),
+    Ok(Report::new(
+        Protocol::V1,
+        report_id(instance_id, received_at, &version),
         instance_id,
-        product_family: ProductFamily::Pmm,
-        created_at: received_at,
-        version: ProductFamily::Pmm.version_in(&metrics),
-        up_duration_seconds: None,
+        ProductFamily::Pmm,
+        received_at,
         metrics,
-    })
+    ))
 }
 
 /// v1 reports carry no id, yet a server that did not see the 200 (timeout) sends the same report

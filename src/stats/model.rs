@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::countries;
 use crate::catalogue::product_name;
-use crate::ingest::ProductFamily;
+use crate::report::ProductFamily;
 use crate::store::StatsRollups;
 
 /// Versions drawn per product; the rest join "Other versions".

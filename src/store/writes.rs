@@ -6,7 +6,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Connection, PgPool};
 
 use super::StoreError;
-use crate::ingest::Report;
+use crate::report::Report;
 use crate::stored_metrics::{self, fits_text};
 use crate::typed_metrics::{TypedMetrics, array_literal};
 
@@ -16,9 +16,7 @@ pub struct NewReport {
     pub report: Report,
     /// ISO 3166-1 alpha-2 code of the sender's address, resolved before the address was dropped.
     pub country_code: Option<String>,
-    /// Which wire protocol it came by, e.g. `GenericReport`.
-    pub protocol: &'static str,
-    /// When it arrived, if not now: generated history (src/synthetic.rs) arrives on its own days.
+    /// When it arrived, if not now: generated history (src/synthetic/) arrives on its own days.
     /// `None` stores the ingest transaction's start, as for every report a client sends.
     pub received_at: Option<DateTime<Utc>>,
 }
@@ -67,7 +65,7 @@ impl ReportColumns {
                 .push(report.version.clone().filter(|version| fits_text(version)));
             columns.country_code.push(new.country_code.clone());
             columns.up_duration_seconds.push(report.up_duration_seconds);
-            columns.protocol.push(new.protocol);
+            columns.protocol.push(report.protocol.as_str());
             columns
                 .metrics
                 .push(stored_metrics::to_json(&report.metrics));

@@ -2,7 +2,7 @@
 //! releases as day offsets from the first generated day, which releases were pulled, and how often
 //! an installation moves to a newer line. Installations only ever ask it what is out on a day.
 
-use crate::ingest::ProductFamily;
+use crate::report::ProductFamily;
 
 /// A product line and its releases, as day offsets from the first generated day.
 pub(super) struct Line {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::calendar::{LINE_MOVES, Line};
 use super::pmm_server::PmmServer;
 use super::random::{exponential, geometric, pick, random_uuid};
-use crate::ingest::ProductFamily;
+use crate::report::ProductFamily;
 use crate::store::NewReport;
 
 /// The product mix.

@@ -50,9 +50,6 @@ use crate::store::{self, NewReport, RollupRefresh, StoreError};
 use calendar::{Line, release_calendar};
 use installation::{Instance, new_instance};
 
-/// `reports.protocol` of generated reports, so that they can be told apart from real ones.
-pub const PROTOCOL: &str = "synthetic";
-
 /// What to generate and how to write it: the `generate` command fills it in from its flags, tests
 /// and benchmarks build it directly.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,11 +5,11 @@
 use chrono::{DateTime, Utc};
 use rand::RngExt;
 
-use super::PROTOCOL;
 use super::calendar::Line;
 use super::installation::Instance;
 use super::random::random_uuid;
-use crate::ingest::{Metric, ProductFamily, Report};
+use crate::metric_keys as keys;
+use crate::report::{Metric, ProductFamily, Protocol, Report};
 use crate::store::NewReport;
 
 impl Instance {
@@ -32,42 +32,39 @@ impl Instance {
                 let pmm3 = version.starts_with("3.");
                 let flag = |on: bool| if on { "1" } else { "0" }.to_owned();
                 if versioned {
-                    add("PMMServerVersion", version.clone());
+                    add(keys::PMM_SERVER_VERSION, version.clone());
                 }
                 add(
-                    "UpDuration",
+                    keys::UP_DURATION,
                     format!(
                         "seconds:{up_duration} nanos:{}",
                         self.rng.random_range(0..1_000_000_000)
                     ),
                 );
-                add("DistributionMethod", pmm.distribution.to_owned());
-                add("pmm_server_ia_enabled", flag(pmm.features[0]));
+                add(keys::DISTRIBUTION_METHOD, pmm.distribution.to_owned());
+                add(keys::ALERTING_ENABLED, flag(pmm.features[0]));
                 add(
                     "pmm_server_alert_rules_number",
                     self.rng.random_range(0..40).to_string(),
                 );
                 if pmm3 {
-                    add("pmm_server_advisors_disabled", flag(!pmm.features[1]));
+                    add(keys::ADVISORS_DISABLED, flag(!pmm.features[1]));
                 } else {
-                    add("pmm_server_stt_enabled", flag(pmm.features[1]));
+                    add(keys::STT_ENABLED, flag(pmm.features[1]));
                 }
-                add(
-                    "pmm_server_backup_management_enabled",
-                    flag(pmm.features[2]),
-                );
+                add(keys::BACKUP_MANAGEMENT_ENABLED, flag(pmm.features[2]));
                 add("pmm_server_alert_manager_enabled", "false".to_owned());
                 if !pmm3 {
-                    add("pmm_server_dbaas_enabled", flag(pmm.features[3]));
+                    add(keys::DBAAS_ENABLED, flag(pmm.features[3]));
                 }
-                add("pmm_server_access_control_enabled", flag(pmm.features[4]));
-                add("pmm_server_updates_disabled", flag(pmm.features[5]));
+                add(keys::ACCESS_CONTROL_ENABLED, flag(pmm.features[4]));
+                add(keys::UPDATES_DISABLED, flag(pmm.features[5]));
                 add(
                     "pmm_server_data_retention_period",
                     "2592000000000000".to_owned(),
                 );
                 for mysql in &pmm.mysql {
-                    add("mysql_version", mysql.clone());
+                    add(keys::MYSQL_VERSION, mysql.clone());
                     add(
                         "mysql_version_comment",
                         format!(
@@ -77,19 +74,16 @@ impl Instance {
                     );
                 }
                 for mongodb in &pmm.mongodb {
-                    add("mongodb_version", mongodb.clone());
+                    add(keys::MONGODB_VERSION, mongodb.clone());
                     add("mongodb_edition", "Community".to_owned());
                 }
                 for postgresql in &pmm.postgresql {
-                    add("postgresql_version", postgresql.clone());
+                    add(keys::POSTGRESQL_VERSION, postgresql.clone());
                 }
                 add("pmm_server_postgresql_version", "14.13.0".to_owned());
-                add("grafana_users_count", pmm.grafana_users.to_string());
-                add("pmm_server_usage_nodes_count", pmm.nodes().to_string());
-                add(
-                    "pmm_server_usage_services_count",
-                    pmm.services().to_string(),
-                );
+                add(keys::GRAFANA_USERS_COUNT, pmm.grafana_users.to_string());
+                add(keys::NODES_COUNT, pmm.nodes().to_string());
+                add(keys::SERVICES_COUNT, pmm.services().to_string());
                 add("pmm_server_node_cpu_core_count", pmm.cpu_cores.to_string());
                 add(
                     "pmm_server_node_memory_size",
@@ -114,7 +108,7 @@ impl Instance {
             }
             (None, ProductFamily::Everest) => {
                 if versioned {
-                    add("version", version.clone());
+                    add(keys::EVEREST_VERSION, version.clone());
                 }
                 add("pxc", self.rng.random_range(0..5).to_string());
                 add("psmdb", self.rng.random_range(0..5).to_string());
@@ -136,9 +130,9 @@ impl Instance {
                     ),
                 );
                 add("OS", self.os.to_owned());
-                add("deployment", self.deployment.to_owned());
+                add(keys::DEPLOYMENT, self.deployment.to_owned());
                 if versioned {
-                    add("pillar_version", version.clone());
+                    add(keys::PILLAR_VERSION, version.clone());
                 }
                 add("db_instance_id", self.database_instance_id.to_string());
                 add("uptime", up_duration.to_string());
@@ -157,17 +151,15 @@ impl Instance {
             }
         }
         NewReport {
-            report: Report {
-                report_id: random_uuid(&mut self.rng),
-                instance_id: self.id,
-                product_family: self.family,
+            report: Report::new(
+                Protocol::Synthetic,
+                random_uuid(&mut self.rng),
+                self.id,
+                self.family,
                 created_at,
-                version: versioned.then_some(version),
-                up_duration_seconds: (self.family == ProductFamily::Pmm).then_some(up_duration),
                 metrics,
-            },
+            ),
             country_code: self.country.filter(|_| resolved).map(str::to_owned),
-            protocol: PROTOCOL,
             // Arriving as sent places the report on its own day (analytics.report_day()) and lets
             // retention age it as the history says.
             received_at: Some(created_at),

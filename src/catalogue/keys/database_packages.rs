@@ -5,7 +5,7 @@
 use crate::catalogue::Group::*;
 use crate::catalogue::MetricKey;
 use crate::catalogue::ValueKind::*;
-use crate::ingest::ProductFamily;
+use crate::report::ProductFamily;
 
 use ProductFamily as F;
 

@@ -3,7 +3,7 @@
 use crate::catalogue::Group::*;
 use crate::catalogue::MetricKey;
 use crate::catalogue::ValueKind::*;
-use crate::ingest::ProductFamily;
+use crate::report::ProductFamily;
 
 const EVEREST: &[ProductFamily] = &[ProductFamily::Everest];
 
