@@ -157,163 +157,197 @@ impl RunningServer {
 
 /// Brings the whole service up and returns once it is listening.
 pub async fn start(config: &Config) -> Result<RunningServer, StartupError> {
-    let metrics = observability::install();
-    let geoip = Arc::new(open_geoip(config.geoip_database.as_deref()).await?);
-    let current = geoip.current();
-    tracing::info!(
-        path = %current.path().display(),
-        database_type = current.database_type(),
-        layout = ?current.layout(),
-        "GeoIP database loaded"
-    );
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(load_tls(cert, key).await?),
-        _ => None,
-    };
+    Service::prepare(config).await?.serve()
+}
 
-    let pool = connect_with_retry(
-        &config.database(),
-        Duration::from_secs(config.database_startup_timeout_secs),
-    )
-    .await?;
-    store::migrate(&pool).await?;
+/// The service assembled but not listening yet: GeoIP and TLS loaded, the database migrated, the
+/// writer running, the router built. [`Service::serve`] binds the listeners and starts the
+/// background jobs; until then the router can be driven in-process.
+pub struct Service {
+    config: Config,
+    pub state: Arc<AppState>,
+    pub router: axum::Router,
+    tls: Option<RustlsConfig>,
+    writer_tasks: JoinSet<()>,
+}
 
-    let (listener, local_addr) = bind(config.listen_addr)?;
-    let metrics_listener = config.metrics_listen_addr.map(bind).transpose()?;
-
-    let (writer, mut writer_tasks) = Writer::start(pool.clone(), config.writer());
-    let stats = Arc::new(StatsCache::new(pool.clone(), config.stats_min_bucket)?);
-    let rate_limiter = ClientRateLimiter::new(config.rate_limit());
-    let state = Arc::new(AppState {
-        pool: pool.clone(),
-        intake: Intake {
-            writer,
-            geoip: geoip.clone(),
-            trusted_proxies: config.trusted_proxies(),
-        },
-        max_body_bytes: config.max_body_bytes,
-        metrics,
-        rate_limiter: rate_limiter.clone(),
-        stats: stats.clone(),
-        body_budget: BodyBudget::new(config.max_body_bytes_in_flight),
-    });
-    let router = http::router(
-        state.clone(),
-        RouterOptions {
-            legacy_v1_path: config.legacy_v1_path.clone(),
-            request_timeout: Duration::from_secs(config.request_timeout_secs),
-            tls: tls.is_some(),
-            separate_metrics: metrics_listener.is_some(),
-        },
-    );
-    let make_service = LimitConnections::new(
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-        config.connection_limits(),
-    );
-    let max_streams = config.http2_max_concurrent_streams;
-    let handle = axum_server::Handle::new();
-    let header_timeout = Duration::from_secs(config.header_read_timeout_secs);
-    let reload = ReloadRequests::default();
-    let mut background = JoinSet::new();
-    background.spawn(reload.forward_sighup().map_err(StartupError::Signal)?);
-    background.spawn(geoip::watch_file(
-        geoip.clone(),
-        reload.subscribe(),
-        config.geoip_reload_interval(),
-    ));
-    if let Some(limiter) = rate_limiter {
-        background.spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                every.tick().await;
-                limiter.forget_idle_clients();
-            }
-        });
-    }
-    if let (Some(tls), Some(cert), Some(key)) = (&tls, &config.tls_cert, &config.tls_key) {
-        background.spawn(reload_tls(
-            tls.clone(),
-            cert.clone(),
-            key.clone(),
-            reload.subscribe(),
-        ));
-    }
-    // Stopped mid-run at shutdown, the retention job rolls back and the next start redoes it.
-    let retention = config.retention();
-    if let Some(interval) = retention.interval {
-        background.spawn(retention::run_every(
-            pool.clone(),
-            retention.keep_reports,
-            interval,
-        ));
-    }
-
-    let metrics_addr = metrics_listener.as_ref().map(|(_, addr)| *addr);
-    if let Some((listener, addr)) = metrics_listener {
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .map_err(|source| StartupError::Listen { addr, source })?;
-        let metrics = http::metrics_router(state.clone());
-        background.spawn(async move {
-            if let Err(error) = axum::serve(listener, metrics).await {
-                tracing::error!(%error, "metrics listener failed");
-            }
-        });
-        tracing::info!(%addr, "metrics listening");
-    }
-
-    let refresh_stats = stats.clone();
-    match config.stats_refresh_interval() {
-        Some(interval) => background.spawn(refresh_stats.refresh_every(interval)),
-        None => background.spawn(async move {
-            if let Err(error) = refresh_stats.refresh().await {
-                tracing::warn!(%error, "statistics not computed");
-            }
-        }),
-    };
-
-    let serve_handle = handle.clone();
-    let task = tokio::spawn(async move {
-        let served = match tls {
-            Some(tls) => {
-                let mut server = axum_server::from_tcp_rustls(listener, tls)
-                    .map_err(StartupError::Serve)?
-                    .handle(serve_handle);
-                limit_slow_clients(server.http_builder(), header_timeout, max_streams);
-                server
-                    .first_request_timeout(header_timeout)
-                    .serve(make_service)
-                    .await
-            }
-            None => {
-                let mut server = axum_server::from_tcp(listener)
-                    .map_err(StartupError::Serve)?
-                    .handle(serve_handle);
-                limit_slow_clients(server.http_builder(), header_timeout, max_streams);
-                server
-                    .first_request_timeout(header_timeout)
-                    .serve(make_service)
-                    .await
-            }
+impl Service {
+    pub async fn prepare(config: &Config) -> Result<Self, StartupError> {
+        let metrics = observability::install();
+        let geoip = Arc::new(open_geoip(config.geoip_database.as_deref()).await?);
+        let current = geoip.current();
+        tracing::info!(
+            path = %current.path().display(),
+            database_type = current.database_type(),
+            layout = ?current.layout(),
+            "GeoIP database loaded"
+        );
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(load_tls(cert, key).await?),
+            _ => None,
         };
-        background.shutdown().await;
-        // Every connection, and with it every Writer handle, is gone now: the writer tasks commit
-        // what is queued and stop.
-        while writer_tasks.join_next().await.is_some() {}
-        tracing::info!("all queued reports committed");
-        served.map_err(StartupError::Serve)
-    });
-    tracing::info!(addr = %local_addr, "listening");
-    Ok(RunningServer {
-        local_addr,
-        metrics_addr,
-        pool,
-        geoip,
-        reload,
-        stats,
-        handle,
-        grace: Duration::from_secs(config.shutdown_grace_secs),
-        task,
-    })
+
+        let pool = connect_with_retry(
+            &config.database(),
+            Duration::from_secs(config.database_startup_timeout_secs),
+        )
+        .await?;
+        store::migrate(&pool).await?;
+
+        let (writer, writer_tasks) = Writer::start(pool.clone(), config.writer());
+        let stats = Arc::new(StatsCache::new(pool.clone(), config.stats_min_bucket)?);
+        let state = Arc::new(AppState {
+            pool,
+            intake: Intake {
+                writer,
+                geoip,
+                trusted_proxies: config.trusted_proxies(),
+            },
+            max_body_bytes: config.max_body_bytes,
+            metrics,
+            rate_limiter: ClientRateLimiter::new(config.rate_limit()),
+            stats,
+            body_budget: BodyBudget::new(config.max_body_bytes_in_flight),
+        });
+        let router = http::router(
+            state.clone(),
+            RouterOptions {
+                legacy_v1_path: config.legacy_v1_path.clone(),
+                request_timeout: Duration::from_secs(config.request_timeout_secs),
+                tls: tls.is_some(),
+                separate_metrics: config.metrics_listen_addr.is_some(),
+            },
+        );
+        Ok(Self {
+            config: config.clone(),
+            state,
+            router,
+            tls,
+            writer_tasks,
+        })
+    }
+
+    /// Binds the listeners, starts the background jobs (SIGHUP reloads, GeoIP and certificate
+    /// watching, retention, the statistics page, the rate limiter's housekeeping) and serves.
+    pub fn serve(self) -> Result<RunningServer, StartupError> {
+        let Self {
+            config,
+            state,
+            router,
+            tls,
+            mut writer_tasks,
+        } = self;
+        let (listener, local_addr) = bind(config.listen_addr)?;
+        let metrics_listener = config.metrics_listen_addr.map(bind).transpose()?;
+        let make_service = LimitConnections::new(
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+            config.connection_limits(),
+        );
+        let max_streams = config.http2_max_concurrent_streams;
+        let handle = axum_server::Handle::new();
+        let header_timeout = Duration::from_secs(config.header_read_timeout_secs);
+        let reload = ReloadRequests::default();
+        let mut background = JoinSet::new();
+        background.spawn(reload.forward_sighup().map_err(StartupError::Signal)?);
+        background.spawn(geoip::watch_file(
+            state.intake.geoip.clone(),
+            reload.subscribe(),
+            config.geoip_reload_interval(),
+        ));
+        if let Some(limiter) = state.rate_limiter.clone() {
+            background.spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    limiter.forget_idle_clients();
+                }
+            });
+        }
+        if let (Some(tls), Some(cert), Some(key)) = (&tls, &config.tls_cert, &config.tls_key) {
+            background.spawn(reload_tls(
+                tls.clone(),
+                cert.clone(),
+                key.clone(),
+                reload.subscribe(),
+            ));
+        }
+        // Stopped mid-run at shutdown, the retention job rolls back and the next start redoes it.
+        let retention = config.retention();
+        if let Some(interval) = retention.interval {
+            background.spawn(retention::run_every(
+                state.pool.clone(),
+                retention.keep_reports,
+                interval,
+            ));
+        }
+
+        let metrics_addr = metrics_listener.as_ref().map(|(_, addr)| *addr);
+        if let Some((listener, addr)) = metrics_listener {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(|source| StartupError::Listen { addr, source })?;
+            let metrics = http::metrics_router(state.clone());
+            background.spawn(async move {
+                if let Err(error) = axum::serve(listener, metrics).await {
+                    tracing::error!(%error, "metrics listener failed");
+                }
+            });
+            tracing::info!(%addr, "metrics listening");
+        }
+
+        let refresh_stats = state.stats.clone();
+        match config.stats_refresh_interval() {
+            Some(interval) => background.spawn(refresh_stats.refresh_every(interval)),
+            None => background.spawn(async move {
+                if let Err(error) = refresh_stats.refresh().await {
+                    tracing::warn!(%error, "statistics not computed");
+                }
+            }),
+        };
+
+        let serve_handle = handle.clone();
+        let task = tokio::spawn(async move {
+            let served = match tls {
+                Some(tls) => {
+                    let mut server = axum_server::from_tcp_rustls(listener, tls)
+                        .map_err(StartupError::Serve)?
+                        .handle(serve_handle);
+                    limit_slow_clients(server.http_builder(), header_timeout, max_streams);
+                    server
+                        .first_request_timeout(header_timeout)
+                        .serve(make_service)
+                        .await
+                }
+                None => {
+                    let mut server = axum_server::from_tcp(listener)
+                        .map_err(StartupError::Serve)?
+                        .handle(serve_handle);
+                    limit_slow_clients(server.http_builder(), header_timeout, max_streams);
+                    server
+                        .first_request_timeout(header_timeout)
+                        .serve(make_service)
+                        .await
+                }
+            };
+            background.shutdown().await;
+            // Every connection, and with it every Writer handle, is gone now: the writer tasks
+            // commit what is queued and stop.
+            while writer_tasks.join_next().await.is_some() {}
+            tracing::info!("all queued reports committed");
+            served.map_err(StartupError::Serve)
+        });
+        tracing::info!(addr = %local_addr, "listening");
+        Ok(RunningServer {
+            local_addr,
+            metrics_addr,
+            pool: state.pool.clone(),
+            geoip: state.intake.geoip.clone(),
+            reload,
+            stats: state.stats.clone(),
+            handle,
+            grace: Duration::from_secs(config.shutdown_grace_secs),
+            task,
+        })
+    }
 }
 
 /// Binds a listener for the server to take over (non-blocking) and returns it with its real address,
