@@ -1,6 +1,6 @@
 //! The metric keys the service reads, each spelled once. Decoders, the typed columns
 //! (`typed_metrics`), the landing page's catalogue and the generator read these; the SQL side,
-//! `analytics.extract_metrics()`, must spell them again, and `tests/analytics.rs`
+//! `analytics.extract_metrics()`, must spell them again, and `tests/api/analytics.rs`
 //! (`metric_keys_match_the_sql_extraction`) holds it to [`TYPED`].
 
 /// PMM's own version (PMM 3 sends it as a metric; PMM 2 in a field of its own).

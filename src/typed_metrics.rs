@@ -3,7 +3,7 @@
 //! This is the same mapping as the SQL function `analytics.extract_metrics()` (which analysts can
 //! call on `reports.metrics`), done here because the service has the metrics parsed already: doing
 //! it in PostgreSQL meant unpacking every report's JSON again and was the largest part of the
-//! batch statement's cost. `tests/analytics.rs` holds the two to the same answers.
+//! batch statement's cost. `tests/api/analytics.rs` holds the two to the same answers.
 
 use crate::label::is_plausible_label;
 use crate::metric_keys as keys;

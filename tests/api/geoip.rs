@@ -3,15 +3,13 @@
 //! may set the client address. The test client always connects from loopback (no country), so public addresses
 //! reach the service through a trusted proxy's X-Forwarded-For.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::binary::Service;
-use common::{TestApp, drop_database, fresh_database, test_config, test_data};
+use crate::common::binary::Service;
+use crate::common::{TestApp, drop_database, fresh_database, test_config, test_data};
 use serde_json::json;
 use telemetry_server::config::Config;
 use telemetry_server::geoip::{RecordLayout, ReloadStatus};

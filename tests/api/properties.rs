@@ -8,10 +8,8 @@
 //! The HTTP properties share one service per test (one runtime, one fresh database) and keep the
 //! case counts modest, so that they run in seconds on a small machine.
 
-mod common;
-
+use crate::common::TestApp;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
-use common::TestApp;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};

@@ -1,12 +1,10 @@
 //! The retention job: it keeps the rollups whole while it deletes raw reports, can run twice and
 //! alongside ingest, and runs inside the service on its own.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{self, TestApp, fixture};
 use chrono::{Days, NaiveDate, Utc};
-use common::{TestApp, fixture};
 use sqlx::{AssertSqlSafe, PgPool};
 use telemetry_server::retention;
 use telemetry_server::store::{self, NewReport};

@@ -1,12 +1,10 @@
 //! The public statistics page against the analysts' views: the same numbers on generated history,
 //! nothing below the bucket threshold, and page views served without touching PostgreSQL.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 
+use crate::common::TestApp;
 use chrono::NaiveDate;
-use common::TestApp;
 use serde_json::Value;
 use sqlx::PgPool;
 use telemetry_server::synthetic::{self, Settings};

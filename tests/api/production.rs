@@ -1,16 +1,14 @@
 //! Running on the open internet: limits, gzip and zip bombs, rate limiting, slow clients, database
 //! outages, TLS with HTTP/2 and certificate reload, health and metrics endpoints.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::binary::Service;
-use common::{TestApp, assert_grpc_error, fixture};
+use crate::common::binary::Service;
+use crate::common::{self, TestApp, assert_grpc_error, fixture};
 use serde_json::json;
 use telemetry_server::store::{self, DatabaseSettings};
 use uuid::Uuid;

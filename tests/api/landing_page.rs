@@ -2,9 +2,7 @@
 //! every catalogued key on the page, security and caching headers, compression, HEAD, the 404 page,
 //! robots.txt, the favicon, and that the page's own examples are what the service really does.
 
-mod common;
-
-use common::{TestApp, assert_grpc_error, test_data};
+use crate::common::{TestApp, assert_grpc_error, test_data};
 use reqwest::header::{
     ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG,
     IF_NONE_MATCH, LAST_MODIFIED,

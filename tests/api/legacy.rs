@@ -2,13 +2,11 @@
 //! PostgreSQL: `POST /v1/telemetry/Report` in all its shapes, the gRPC `ReporterAPI/Report` method,
 //! v1 plain text, and one server's history across all of them and `GenericReport`.
 
-mod common;
-
+use crate::common::{TestApp, assert_grpc_error, fixture};
 use axum::http::uri::PathAndQuery;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use common::{TestApp, assert_grpc_error, fixture};
 use prost::Message;
 use serde_json::{Value, json};
 use telemetry_server::http::grpc::REPORT_PATH;

@@ -2,13 +2,11 @@
 //! answers 503 at once, one failing request neither fails its batch-mates nor costs them more than a few transactions, and a failed commit is never
 //! acknowledged.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{TestApp, assert_grpc_error};
+use crate::common::{self, TestApp, assert_grpc_error};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use uuid::Uuid;

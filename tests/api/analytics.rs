@@ -2,12 +2,10 @@
 //! generated history is written through `store::insert_reports`, the rollups are refreshed, and
 //! every view is compared with what the reports say.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::common::{self, TestApp};
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, Utc};
-use common::TestApp;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use telemetry_server::ingest::{Metric, ProductFamily, parse_report_request};
 use telemetry_server::label::is_plausible_label;

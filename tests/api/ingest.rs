@@ -1,9 +1,7 @@
 //! GenericReport ingest through real HTTP into a real PostgreSQL: the fixtures of every client, each
 //! protojson rule, UUID forms, batching, idempotency, upgrade ordering and bad input.
 
-mod common;
-
-use common::{TestApp, assert_grpc_error, fixture};
+use crate::common::{TestApp, assert_grpc_error, fixture};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
