@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::common::{self, TestApp};
+use crate::common::{self, TestApp, TestDatabase};
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, Utc};
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use telemetry_server::ingest::{Metric, ProductFamily, parse_report_request};
@@ -30,11 +30,6 @@ fn history_settings(instances: u32, days: u32, seed: u64) -> Settings {
         batch_size: 500,
         concurrency: 2,
     }
-}
-
-/// A service with the retention job off, so that only the test refreshes the rollups.
-async fn spawn() -> TestApp {
-    TestApp::spawn_with(|config| config.retention_interval_secs = 0).await
 }
 
 async fn write(pool: &PgPool, reports: &[NewReport]) {
@@ -380,9 +375,9 @@ impl<'a> Model<'a> {
 
 #[tokio::test]
 async fn activity_views_count_instances_within_the_window() {
-    let app = spawn().await;
+    let db = TestDatabase::migrated().await;
     let settings = history_settings(400, 75, 11);
-    let reports = load_history(&app.pool, &settings).await;
+    let reports = load_history(&db.pool, &settings).await;
     let today = end_date() + Days::new(1);
     let model = Model::new(&reports, today);
 
@@ -392,7 +387,7 @@ async fn activity_views_count_instances_within_the_window() {
                 left_censored
          FROM analytics.active_instances_daily",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     let actual: BTreeMap<(NaiveDate, String), ActivityCounts> = rows
@@ -448,7 +443,7 @@ async fn activity_views_count_instances_within_the_window() {
                 .bind(window)
                 .bind(from)
                 .bind(to)
-                .fetch_all(&app.pool)
+                .fetch_all(&db.pool)
                 .await
                 .unwrap();
         let actual: BTreeMap<(NaiveDate, String), i64> = rows
@@ -472,7 +467,7 @@ async fn activity_views_count_instances_within_the_window() {
     )
     .bind(end_date())
     .bind(PMM)
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     let reported_pmm = model
@@ -483,7 +478,7 @@ async fn activity_views_count_instances_within_the_window() {
     assert_eq!(window_one, vec![(end_date(), PMM.to_owned(), reported_pmm)]);
     let refused = sqlx::query("SELECT * FROM analytics.active_instances(0, $1, $1)")
         .bind(end_date())
-        .execute(&app.pool)
+        .execute(&db.pool)
         .await
         .expect_err("a window of 0 days is refused");
     assert!(refused.to_string().contains("window_days"), "{refused}");
@@ -502,7 +497,7 @@ async fn activity_views_count_instances_within_the_window() {
             "SELECT {start_column}, product_family, active_instances, reporting_instances, new_instances, complete,
                     left_censored FROM {view}"
         )))
-        .fetch_all(&app.pool)
+        .fetch_all(&db.pool)
         .await
         .unwrap();
         assert!(!rows.is_empty());
@@ -550,14 +545,14 @@ async fn activity_views_count_instances_within_the_window() {
             );
         }
     }
-    app.cleanup().await;
+    db.cleanup().await;
 }
 
 #[tokio::test]
 async fn version_views_follow_releases_legacy_lines_and_upgrades() {
-    let app = spawn().await;
+    let db = TestDatabase::migrated().await;
     let settings = history_settings(400, 75, 23);
-    let reports = load_history(&app.pool, &settings).await;
+    let reports = load_history(&db.pool, &settings).await;
     let today = end_date() + Days::new(1);
     let snapshot = end_date();
     let model = Model::new(&reports, today);
@@ -577,7 +572,7 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
                     share_of_family::float8, peak_active_instances, first_seen_censored
              FROM analytics.releases",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     assert_eq!(rows.len(), model.version_first_seen.len());
@@ -650,7 +645,7 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
          FROM analytics.release_uptake_weekly WHERE product_family = $1",
     )
     .bind(PMM)
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     let pmm_versions: BTreeSet<&String> = model
@@ -712,7 +707,7 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
     .bind(PMM)
     .bind(from)
     .bind(end_date())
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     assert_eq!(rows.len(), 11);
@@ -740,7 +735,7 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
     let snapshot_only: Vec<(NaiveDate,)> =
         sqlx::query_as("SELECT day FROM analytics.instances_older_than($1, '3.2.0')")
             .bind(PMM)
-            .fetch_all(&app.pool)
+            .fetch_all(&db.pool)
             .await
             .unwrap();
     assert_eq!(snapshot_only, vec![(snapshot,)]);
@@ -749,7 +744,7 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
     let rows: Vec<(String, Option<String>, i32, f64)> = sqlx::query_as(
         "SELECT product_family, line, active_instances, share_of_family::float8 FROM analytics.product_lines",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     let mut expected: HashMap<(String, Option<String>), i64> = HashMap::new();
@@ -816,7 +811,7 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
         "SELECT product_family, from_version, to_version, is_downgrade, upgrades, instances,
                 median_days_after_first_seen FROM analytics.upgrade_paths",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     assert_eq!(rows.len(), paths.len());
@@ -843,7 +838,7 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
                     first_seen_censored
              FROM analytics.release_adoption",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     assert_eq!(rows.len(), model.version_first_seen.len());
@@ -895,14 +890,14 @@ async fn version_views_follow_releases_legacy_lines_and_upgrades() {
             );
         }
     }
-    app.cleanup().await;
+    db.cleanup().await;
 }
 
 #[tokio::test]
 async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
-    let app = spawn().await;
+    let db = TestDatabase::migrated().await;
     let settings = history_settings(500, 60, 37);
-    let reports = load_history(&app.pool, &settings).await;
+    let reports = load_history(&db.pool, &settings).await;
     let today = end_date() + Days::new(1);
     let snapshot = end_date();
     let model = Model::new(&reports, today);
@@ -919,7 +914,7 @@ async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
                 share_of_reporting::float8
          FROM analytics.pmm_feature_adoption ORDER BY feature",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     let features: Vec<(&str, FeatureReader)> = vec![
@@ -983,7 +978,7 @@ async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
     let rows: Vec<(String, i32, f64, f64, i32)> = sqlx::query_as(
         "SELECT measure, servers, median, p90, max FROM analytics.pmm_usage ORDER BY measure",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     let measures = [
@@ -1041,7 +1036,7 @@ async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
         "SELECT database, version, line, pmm_servers, services, share_of_services::float8
          FROM analytics.monitored_database_versions",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     assert_eq!(rows.len(), versions.len());
@@ -1063,7 +1058,7 @@ async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
         "SELECT database, line, pmm_servers, services, share_of_services::float8
          FROM analytics.monitored_database_lines",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     assert_eq!(rows.len(), lines.len());
@@ -1089,7 +1084,7 @@ async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
     let rows: Vec<(String, String, i32, f64)> = sqlx::query_as(
         "SELECT product_family, version, active_instances, share_of_family::float8 FROM analytics.pillar_versions",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     let family_active = model.family_active(snapshot);
@@ -1118,7 +1113,7 @@ async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
     let rows: Vec<(String, Option<String>, i32, f64)> = sqlx::query_as(
         "SELECT product_family, country_code, active_instances, share_of_family::float8 FROM analytics.countries",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     let mut countries: HashMap<(String, Option<String>), i64> = HashMap::new();
@@ -1169,7 +1164,7 @@ async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
                 left_censored_instances
          FROM analytics.grace_period_by_version",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     assert_eq!(rows.len(), grace.len());
@@ -1198,7 +1193,7 @@ async fn pmm_views_follow_features_databases_usage_countries_and_grace() {
             None => assert_eq!(want_up, 0, "{version:?}"),
         }
     }
-    app.cleanup().await;
+    db.cleanup().await;
 }
 
 fn handmade(
@@ -1235,7 +1230,7 @@ fn handmade(
 
 #[tokio::test]
 async fn daily_facts_fold_out_of_order_and_repeated_reports() {
-    let app = spawn().await;
+    let db = TestDatabase::migrated().await;
     let server = Uuid::new_v4();
     let pmm = |at: &str, version: &str, alerting: &str, up: &str, country: Option<&str>| {
         handmade(
@@ -1272,10 +1267,10 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
     );
     // The latest report of the day arrives first, the earliest last, each in its own batch; the
     // middle one is sent twice.
-    write(&app.pool, std::slice::from_ref(&evening)).await;
-    write(&app.pool, &[noon.clone(), noon.clone()]).await;
-    write(&app.pool, std::slice::from_ref(&noon)).await;
-    write(&app.pool, std::slice::from_ref(&morning)).await;
+    write(&db.pool, std::slice::from_ref(&evening)).await;
+    write(&db.pool, &[noon.clone(), noon.clone()]).await;
+    write(&db.pool, std::slice::from_ref(&noon)).await;
+    write(&db.pool, std::slice::from_ref(&morning)).await;
 
     let row: DayRow =
         sqlx::query_as(
@@ -1285,7 +1280,7 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
              FROM analytics.instance_days WHERE instance_id = $1",
         )
         .bind(server)
-        .fetch_one(&app.pool)
+        .fetch_one(&db.pool)
         .await
         .unwrap();
     assert_eq!(
@@ -1312,7 +1307,7 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
          WHERE instance_id = $1 AND m->>'key' = 'some_future_key' LIMIT 1",
     )
     .bind(server)
-    .fetch_one(&app.pool)
+    .fetch_one(&db.pool)
     .await
     .unwrap();
     assert_eq!(unknown, "kept in reports.metrics");
@@ -1330,15 +1325,11 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
             Some("US"),
         )
     };
-    write(
-        &app.pool,
-        &[report("2026-02-20T10:00:00Z", "seconds:90000")],
-    )
-    .await;
+    write(&db.pool, &[report("2026-02-20T10:00:00Z", "seconds:90000")]).await;
     let today = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
-    store::refresh_rollups(&app.pool, today).await.unwrap();
+    store::refresh_rollups(&db.pool, today).await.unwrap();
     let active_on = |day: &'static str| {
-        let pool = app.pool.clone();
+        let pool = db.pool.clone();
         async move {
             sqlx::query_as::<_, (i32, i32)>(
                 "SELECT active_instances, new_instances FROM analytics.active_instances_daily
@@ -1355,9 +1346,9 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
     assert_eq!(active_on("2026-01-07").await, None);
 
     // What has arrived so far arrived long before the next refresh.
-    arrived_long_before_the_last_refresh(&app.pool).await;
-    write(&app.pool, &[report("2026-01-05T10:00:00Z", "seconds:3600")]).await;
-    let refresh = store::refresh_rollups(&app.pool, today).await.unwrap();
+    arrived_long_before_the_last_refresh(&db.pool).await;
+    write(&db.pool, &[report("2026-01-05T10:00:00Z", "seconds:3600")]).await;
+    let refresh = store::refresh_rollups(&db.pool, today).await.unwrap();
     let day = |d: u32, m: u32| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
     assert_eq!(
         refresh.ranges,
@@ -1376,7 +1367,7 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
     assert_eq!(active_on("2026-01-05").await, Some((1, 1)));
     assert_eq!(active_on("2026-02-20").await, Some((2, 0)));
     let stale: i64 = sqlx::query_scalar("SELECT count(*) FROM analytics.stale_days")
-        .fetch_one(&app.pool)
+        .fetch_one(&db.pool)
         .await
         .unwrap();
     // The instance's old first day, and the late report's own day (stored as arriving on 5 January,
@@ -1388,7 +1379,7 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
         "SELECT pmm_version, new_instances, first_report_under_24h, left_censored_instances
          FROM analytics.grace_period_by_version ORDER BY pmm_version",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     assert_eq!(
@@ -1397,10 +1388,10 @@ async fn daily_facts_fold_out_of_order_and_repeated_reports() {
     );
 
     // Refreshing again changes nothing.
-    let before = rollups(&app.pool).await;
-    store::refresh_rollups(&app.pool, today).await.unwrap();
-    assert_eq!(rollups(&app.pool).await, before);
-    app.cleanup().await;
+    let before = rollups(&db.pool).await;
+    store::refresh_rollups(&db.pool, today).await.unwrap();
+    assert_eq!(rollups(&db.pool).await, before);
+    db.cleanup().await;
 }
 
 /// One GenericReport request body: a Percona Server report per createTime, each from an instance
@@ -1434,7 +1425,8 @@ fn days_rebuilt(refresh: &store::RollupRefresh) -> i64 {
 /// count a report within a week of its arrival. The createTimes are stored as sent.
 #[tokio::test]
 async fn report_dates_far_from_arrival_do_not_widen_the_refresh() {
-    let app = spawn().await;
+    // The retention job is off, so that only the test refreshes the rollups.
+    let app = TestApp::spawn_with(|config| config.retention_interval_secs = 0).await;
     let now = Utc::now();
     let today = now.date_naive();
     let on_time = vec![now; 1000];
@@ -1505,7 +1497,7 @@ async fn report_dates_far_from_arrival_do_not_widen_the_refresh() {
 /// the history spans two months, and analytics place a report within a week of its arrival.
 #[tokio::test]
 async fn views_keep_their_promises_on_repeated_versionless_and_unresolved_reports() {
-    let app = spawn().await;
+    let db = TestDatabase::migrated().await;
     let resolved = Some("US");
     let unresolved = None;
     let send = |instance: Uuid,
@@ -1513,14 +1505,14 @@ async fn views_keep_their_promises_on_repeated_versionless_and_unresolved_report
                 at: &'static str,
                 version: Option<&'static str>,
                 country: Option<&'static str>| {
-        let app = &app;
+        let db = &db;
         async move {
             let metrics: Vec<(&str, &str)> = version
                 .map(|version| (family.version_metric_key(), version))
                 .into_iter()
                 .collect();
             write(
-                &app.pool,
+                &db.pool,
                 &[handmade(instance, family, at, &metrics, country)],
             )
             .await;
@@ -1543,21 +1535,21 @@ async fn views_keep_their_promises_on_repeated_versionless_and_unresolved_report
     send(e, pmm, "2026-11-25T12:00:00Z", Some("3.3.0"), resolved).await;
     send(e, pmm, "2026-11-30T12:00:00Z", None, resolved).await;
     let today = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
-    store::refresh_rollups(&app.pool, today).await.unwrap();
+    store::refresh_rollups(&db.pool, today).await.unwrap();
 
     // 1
     let countries: Vec<(Option<String>, i32)> = sqlx::query_as(
         "SELECT country_code, active_instances FROM analytics.countries WHERE product_family = $1",
     )
     .bind(PMM)
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     assert_eq!(countries, vec![(Some("US".to_owned()), 4)]);
     let held: (Option<String>, Option<String>) =
         sqlx::query_as("SELECT country_code, version FROM instances WHERE instance_id = $1")
             .bind(a)
-            .fetch_one(&app.pool)
+            .fetch_one(&db.pool)
             .await
             .unwrap();
     assert_eq!(held, (Some("US".to_owned()), Some("3.3.0".to_owned())));
@@ -1568,7 +1560,7 @@ async fn views_keep_their_promises_on_repeated_versionless_and_unresolved_report
          FROM analytics.releases WHERE product_family = $1 ORDER BY version_sort_key(version)",
     )
     .bind(PMM)
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
@@ -1586,7 +1578,7 @@ async fn views_keep_their_promises_on_repeated_versionless_and_unresolved_report
          WHERE product_family = $1 ORDER BY version_sort_key(version)",
     )
     .bind(PMM)
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     assert_eq!(
@@ -1602,7 +1594,7 @@ async fn views_keep_their_promises_on_repeated_versionless_and_unresolved_report
         "SELECT count(*) FROM analytics.release_uptake_weekly WHERE product_family = $1 AND version = '3.4.0'",
     )
     .bind(PMM)
-    .fetch_one(&app.pool)
+    .fetch_one(&db.pool)
     .await
     .unwrap();
     assert_eq!(uptake_weeks, 2, "the weeks of 23 and 30 November");
@@ -1612,24 +1604,24 @@ async fn views_keep_their_promises_on_repeated_versionless_and_unresolved_report
         "SELECT sum(share_of_family)::float8 FROM analytics.releases WHERE product_family = $1",
     )
     .bind(PMM)
-    .fetch_one(&app.pool)
+    .fetch_one(&db.pool)
     .await
     .unwrap();
     assert_close(shares, 1.0, "PMM shares");
     let version: Option<String> =
         sqlx::query_scalar("SELECT version FROM instances WHERE instance_id = $1")
             .bind(e)
-            .fetch_one(&app.pool)
+            .fetch_one(&db.pool)
             .await
             .unwrap();
     assert_eq!(version.as_deref(), Some("3.3.0"));
 
     // An incremental refresh whose window starts after an instance's last version and country
     // looks further back for them, and agrees with a rebuild from scratch.
-    arrived_long_before_the_last_refresh(&app.pool).await;
+    arrived_long_before_the_last_refresh(&db.pool).await;
     send(old, ps, "2026-12-05T10:00:00Z", None, unresolved).await;
     let later = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
-    let refresh = store::refresh_rollups(&app.pool, later).await.unwrap();
+    let refresh = store::refresh_rollups(&db.pool, later).await.unwrap();
     assert_eq!(
         refresh.ranges[0].from, today,
         "only the days since the last refresh"
@@ -1639,18 +1631,18 @@ async fn views_keep_their_promises_on_repeated_versionless_and_unresolved_report
          JOIN analytics.daily_versions v USING (day, product_family)
          WHERE c.day = '2026-12-05' AND c.product_family = 'PRODUCT_FAMILY_PS' AND v.active_instances > 0",
     )
-    .fetch_one(&app.pool)
+    .fetch_one(&db.pool)
     .await
     .unwrap();
     assert_eq!(ps_on_5th, (Some("US".to_owned()), "8.0.36-28".to_owned()));
-    let incremental = rollups(&app.pool).await;
+    let incremental = rollups(&db.pool).await;
     sqlx::query("DELETE FROM analytics.rollup_state")
-        .execute(&app.pool)
+        .execute(&db.pool)
         .await
         .unwrap();
-    store::refresh_rollups(&app.pool, later).await.unwrap();
-    assert_eq!(rollups(&app.pool).await, incremental);
-    app.cleanup().await;
+    store::refresh_rollups(&db.pool, later).await.unwrap();
+    assert_eq!(rollups(&db.pool).await, incremental);
+    db.cleanup().await;
 }
 
 /// Every rollup row, as text, to compare refreshes.
@@ -1680,9 +1672,9 @@ async fn rollups(pool: &PgPool) -> String {
 
 #[tokio::test]
 async fn analyst_role_reads_the_interface_and_cannot_write() {
-    let app = spawn().await;
-    load_history(&app.pool, &history_settings(60, 10, 5)).await;
-    let mut connection = app.pool.acquire().await.unwrap();
+    let db = TestDatabase::migrated().await;
+    load_history(&db.pool, &history_settings(60, 10, 5)).await;
+    let mut connection = db.pool.acquire().await.unwrap();
     let can_login: bool =
         sqlx::query_scalar("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'telemetry_analyst'")
             .fetch_one(&mut *connection)
@@ -1745,12 +1737,12 @@ async fn analyst_role_reads_the_interface_and_cannot_write() {
         .await
         .unwrap();
     drop(connection);
-    app.cleanup().await;
+    db.cleanup().await;
 }
 
 #[tokio::test]
 async fn every_analytics_view_and_column_is_documented() {
-    let app = spawn().await;
+    let db = TestDatabase::migrated().await;
     let undocumented: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname || coalesce('.' || a.attname, '')
          FROM pg_class c
@@ -1760,7 +1752,7 @@ async fn every_analytics_view_and_column_is_documented() {
            AND (obj_description(c.oid, 'pg_class') IS NULL
                 OR (a.attname IS NOT NULL AND col_description(c.oid, a.attnum) IS NULL))",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     assert_eq!(undocumented, Vec::<String>::new());
@@ -1768,11 +1760,11 @@ async fn every_analytics_view_and_column_is_documented() {
         "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE n.nspname = 'analytics' AND obj_description(p.oid, 'pg_proc') IS NULL",
     )
-    .fetch_all(&app.pool)
+    .fetch_all(&db.pool)
     .await
     .unwrap();
     assert_eq!(functions_without_comment, Vec::<String>::new());
-    app.cleanup().await;
+    db.cleanup().await;
 }
 
 #[tokio::test]
@@ -1888,11 +1880,11 @@ async fn typed_in_sql(pool: &PgPool, metrics: &[Metric]) -> TypedMetrics {
 /// `metric_keys::TYPED` lists, no more and no fewer.
 #[tokio::test]
 async fn metric_keys_match_the_sql_extraction() {
-    let app = spawn().await;
+    let db = TestDatabase::migrated().await;
     let definition: String = sqlx::query_scalar(
         "SELECT pg_get_functiondef('analytics.extract_metrics(jsonb)'::regprocedure)",
     )
-    .fetch_one(&app.pool)
+    .fetch_one(&db.pool)
     .await
     .unwrap();
     let mut in_sql = BTreeSet::new();
@@ -1908,12 +1900,12 @@ async fn metric_keys_match_the_sql_extraction() {
         .map(|key| (*key).to_owned())
         .collect();
     assert_eq!(in_sql, in_rust);
-    app.cleanup().await;
+    db.cleanup().await;
 }
 
 #[tokio::test]
 async fn typed_metrics_match_the_sql_extraction() {
-    let app = spawn().await;
+    let db = TestDatabase::migrated().await;
     let long_version = "8.0.36-28".repeat(400);
     let mut lists: Vec<Vec<Metric>> = Vec::new();
     for fixture in std::fs::read_dir("tests/fixtures").unwrap().flatten() {
@@ -1960,18 +1952,18 @@ async fn typed_metrics_match_the_sql_extraction() {
     for metrics in &lists {
         assert_eq!(
             TypedMetrics::from_metrics(metrics),
-            typed_in_sql(&app.pool, metrics).await,
+            typed_in_sql(&db.pool, metrics).await,
             "{metrics:?}"
         );
     }
-    app.cleanup().await;
+    db.cleanup().await;
 }
 
 /// Which values may become versions is decided in the service at ingest and, for stored data and
 /// analysts' own queries, by `analytics.plausible_label()`: one rule, held together here.
 #[tokio::test]
 async fn plausible_labels_match_the_sql_rule() {
-    let app = spawn().await;
+    let db = TestDatabase::migrated().await;
     let mut values: Vec<String> = [
         "8.0.36-28",
         "3.2.0",
@@ -2004,13 +1996,13 @@ async fn plausible_labels_match_the_sql_rule() {
     for value in &values {
         let in_sql: bool = sqlx::query_scalar("SELECT analytics.plausible_label($1)")
             .bind(value)
-            .fetch_one(&app.pool)
+            .fetch_one(&db.pool)
             .await
             .unwrap();
         assert_eq!(is_plausible_label(value), in_sql, "{value:?}");
     }
     assert!(is_plausible_label(&"8".repeat(64)) && !is_plausible_label(&"8".repeat(65)));
-    app.cleanup().await;
+    db.cleanup().await;
 }
 
 /// A database that took junk versions before the rule existed: the migration keeps every raw report

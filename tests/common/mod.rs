@@ -1,4 +1,5 @@
-//! Shared test helpers: a real service on a random port against a fresh PostgreSQL database.
+//! Shared test helpers: a real service on a random port against a fresh PostgreSQL database, or
+//! the fresh database alone.
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
 pub mod binary;
@@ -86,9 +87,8 @@ pub async fn drop_database(name: &str) {
     admin.close().await;
 }
 
-/// A fresh database with the migrations up to and including `version` applied, to show what the
-/// later migrations make of data stored before them. Drop it with [`drop_database`].
-pub async fn database_migrated_to(version: i64) -> (String, PgPool) {
+/// A fresh, empty database and a pool on it.
+async fn created_database() -> (String, PgPool) {
     let name = fresh_database_name().await;
     let admin = PgPoolOptions::new()
         .max_connections(1)
@@ -101,11 +101,39 @@ pub async fn database_migrated_to(version: i64) -> (String, PgPool) {
         .unwrap();
     admin.close().await;
     let pool = PgPool::connect(&database_url(&name)).await.unwrap();
+    (name, pool)
+}
+
+/// A fresh database with the migrations up to and including `version` applied, to show what the
+/// later migrations make of data stored before them. Drop it with [`drop_database`].
+pub async fn database_migrated_to(version: i64) -> (String, PgPool) {
+    let (name, pool) = created_database().await;
     telemetry_server::store::MIGRATOR
         .run_to(version, &pool)
         .await
         .unwrap();
     (name, pool)
+}
+
+/// A fresh database with every migration applied, for tests of the SQL and the store alone, which
+/// need no service (no GeoIP database, listener or background jobs).
+pub struct TestDatabase {
+    pub name: String,
+    pub pool: PgPool,
+}
+
+impl TestDatabase {
+    pub async fn migrated() -> Self {
+        init_test_logging();
+        let (name, pool) = created_database().await;
+        telemetry_server::store::MIGRATOR.run(&pool).await.unwrap();
+        Self { name, pool }
+    }
+
+    pub async fn cleanup(self) {
+        self.pool.close().await;
+        drop_database(&self.name).await;
+    }
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
