@@ -76,7 +76,7 @@ FROM analytics.instance_days d CROSS JOIN generate_series(1, $copies) AS k;
 ALTER TABLE analytics.instance_days ADD PRIMARY KEY (day, instance_id, product_family);
 INSERT INTO instances
 SELECT pg_temp.copy_id(i.instance_id, k), i.product_family, i.first_seen, i.last_seen, i.version,
-       i.version_seen_at, i.country_code, i.report_count, i.last_received_at
+       i.version_seen_at, i.country_code, i.report_count, i.last_received_at, i.first_day
 FROM instances i CROSS JOIN generate_series(1, $copies) AS k;
 INSERT INTO upgrades (instance_id, product_family, from_version, to_version, upgraded_at, report_id)
 SELECT pg_temp.copy_id(u.instance_id, k), u.product_family, u.from_version, u.to_version, u.upgraded_at,

@@ -80,9 +80,9 @@ SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(:instance), 12, '0'))::uuid, '
        (lpad(to_hex(:lo), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(:hi), 12, '0'))::uuid
 FROM previous WHERE version <> '8.0.' || :minor;
 INSERT INTO instances (instance_id, product_family, first_seen, last_seen, version, version_seen_at,
-                       country_code, report_count, last_received_at)
+                       country_code, report_count, last_received_at, first_day)
 VALUES (('00000000-0000-4000-8000-' || lpad(to_hex(:instance), 12, '0'))::uuid, 'PRODUCT_FAMILY_PS',
-        now(), now(), '8.0.' || :minor, now(), 'US', 1, now())
+        now(), now(), '8.0.' || :minor, now(), 'US', 1, now(), (now() AT TIME ZONE 'UTC')::date)
 ON CONFLICT (instance_id, product_family) DO UPDATE SET
     last_seen = excluded.last_seen, version = excluded.version, version_seen_at = excluded.version_seen_at,
     country_code = excluded.country_code, report_count = instances.report_count + 1,

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::common::TestApp;
+use crate::common::{InProcessApp, TestApp};
 use chrono::NaiveDate;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -13,10 +13,10 @@ fn end_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 3, 31).unwrap()
 }
 
-/// A service over 100 days of generated history from `instances` installations, with its
+/// A service (in-process: the page is what is tested, not the listener) over 100 days of generated history from `instances` installations, with its
 /// statistics computed from the refreshed rollups.
-async fn app_with_history(instances: u32, min_bucket: i64) -> TestApp {
-    let app = TestApp::spawn_with(|config| {
+async fn app_with_history(instances: u32, min_bucket: i64) -> InProcessApp {
+    let app = InProcessApp::spawn_with(|config| {
         config.retention_interval_secs = 0;
         config.stats_refresh_secs = 0;
         config.stats_min_bucket = min_bucket;
@@ -33,32 +33,23 @@ async fn app_with_history(instances: u32, min_bucket: i64) -> TestApp {
     synthetic::generate(&app.pool, &settings)
         .await
         .expect("history generated");
-    app.server()
-        .stats
-        .refresh()
-        .await
-        .expect("statistics refresh");
+    app.stats.refresh().await.expect("statistics refresh");
     app
 }
 
-async fn get_json(app: &TestApp, path: &str) -> Value {
-    let response = app.client.get(app.url(path)).send().await.unwrap();
+async fn get_json(app: &InProcessApp, path: &str) -> Value {
+    let response = app.get(path).await;
     assert_eq!(response.status(), 200, "{path}");
     response.json().await.unwrap()
 }
 
 /// A GET with one conditional (or other) request header.
-async fn get_with(app: &TestApp, path: &str, name: &str, value: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(path))
-        .header(name, value)
-        .send()
-        .await
-        .unwrap()
+async fn get_with(app: &InProcessApp, path: &str, name: &str, value: &str) -> reqwest::Response {
+    app.get_with(path, &[(name, value)]).await
 }
 
-async fn get_text(app: &TestApp, path: &str) -> String {
-    let response = app.client.get(app.url(path)).send().await.unwrap();
+async fn get_text(app: &InProcessApp, path: &str) -> String {
+    let response = app.get(path).await;
     assert_eq!(response.status(), 200, "{path}");
     response.text().await.unwrap()
 }
@@ -397,7 +388,7 @@ async fn buckets_below_the_threshold_are_never_published() {
 #[tokio::test]
 async fn page_views_are_served_from_memory_with_validators() {
     let app = app_with_history(120, 10).await;
-    let first = app.client.get(app.url("/stats")).send().await.unwrap();
+    let first = app.get("/stats").await;
     assert_eq!(first.status(), 200);
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
     let last_modified = first.headers()["last-modified"]
@@ -424,8 +415,8 @@ async fn page_views_are_served_from_memory_with_validators() {
     assert_eq!(unpacked, body);
 
     // Unchanged rollups give the same validators on the next refresh.
-    app.server().stats.refresh().await.unwrap();
-    let refreshed = app.client.get(app.url("/stats")).send().await.unwrap();
+    app.stats.refresh().await.unwrap();
+    let refreshed = app.get("/stats").await;
     assert_eq!(refreshed.headers()["etag"].to_str().unwrap(), etag);
     assert_eq!(
         refreshed.headers()["last-modified"].to_str().unwrap(),
@@ -469,11 +460,11 @@ async fn page_views_are_served_from_memory_with_validators() {
     let views = async {
         for _ in 0..20 {
             for path in ["/stats", "/stats.json"] {
-                let response = app.client.get(app.url(path)).send().await.unwrap();
+                let response = app.get(path).await;
                 assert_eq!(response.status(), 200, "{path}");
             }
         }
-        app.client.get(app.url("/stats")).send().await.unwrap()
+        app.get("/stats").await
     };
     let again = tokio::time::timeout(std::time::Duration::from_secs(10), views)
         .await
@@ -484,8 +475,8 @@ async fn page_views_are_served_from_memory_with_validators() {
 
     // A refresh that fails keeps the page that was there.
     app.pool.close().await;
-    assert!(app.server().stats.refresh().await.is_err());
-    let kept = app.client.get(app.url("/stats")).send().await.unwrap();
+    assert!(app.stats.refresh().await.is_err());
+    let kept = app.get("/stats").await;
     assert_eq!(kept.status(), 200);
     assert_eq!(kept.headers()["etag"].to_str().unwrap(), etag);
     app.cleanup().await;
@@ -493,8 +484,8 @@ async fn page_views_are_served_from_memory_with_validators() {
 
 #[tokio::test]
 async fn before_any_rollup_the_page_says_so_and_the_landing_page_links_it() {
-    let app = TestApp::spawn_with(|config| config.retention_interval_secs = 0).await;
-    app.server().stats.refresh().await.unwrap();
+    let app = InProcessApp::spawn_with(|config| config.retention_interval_secs = 0).await;
+    app.stats.refresh().await.unwrap();
     let html = get_text(&app, "/stats").await;
     assert!(html.contains("No statistics yet"));
     let stats = get_json(&app, "/stats.json").await;
@@ -512,6 +503,7 @@ async fn hostile_labels_above_the_threshold_are_never_published() {
         "8.0-visit1-evil2-example3",
         "<b>8.0</b>",
     ];
+    // Over HTTP: the labels must go through the whole ingest path.
     let app = TestApp::spawn_with(|config| {
         config.retention_interval_secs = 0;
         config.stats_refresh_secs = 0;
@@ -540,8 +532,16 @@ async fn hostile_labels_above_the_threshold_are_never_published() {
         .unwrap();
     app.server().stats.refresh().await.unwrap();
 
-    let json = get_text(&app, "/stats.json").await;
-    let page = get_text(&app, "/stats").await;
+    let fetch = |path: &'static str| {
+        let app = &app;
+        async move {
+            let response = app.client.get(app.url(path)).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            response.text().await.unwrap()
+        }
+    };
+    let json = fetch("/stats.json").await;
+    let page = fetch("/stats").await;
     assert!(json.contains("8.0.36-28"), "a release is published: {json}");
     for text in [&json, &page] {
         for hostile in ["evil", "SECURITY", "<b>"] {

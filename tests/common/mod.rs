@@ -12,7 +12,7 @@ use clap::Parser;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 use telemetry_server::config::{Cli, Config};
-use telemetry_server::server::{self, RunningServer};
+use telemetry_server::server::{self, RunningServer, Service};
 
 /// The maintenance database tests create their own databases from.
 pub fn admin_url() -> String {
@@ -331,4 +331,65 @@ pub async fn assert_grpc_error(response: reqwest::Response, status: u16, code: i
     let message = body["message"].as_str().expect("message is a string");
     assert!(!message.is_empty());
     message.to_owned()
+}
+
+/// The service assembled but not listening ([`Service::prepare`]), for tests where a socket is not
+/// the point: requests go straight to its router, and come back as reqwest responses so that
+/// assertions read the same as over HTTP. No background job runs; a test refreshes what it needs.
+pub struct InProcessApp {
+    pub pool: PgPool,
+    pub stats: std::sync::Arc<telemetry_server::stats::StatsCache>,
+    service: Service,
+    database_name: String,
+}
+
+impl InProcessApp {
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Self {
+        init_test_logging();
+        let database_name = fresh_database_name().await;
+        let mut config = test_config(&database_url(&database_name));
+        configure(&mut config);
+        let service = Service::prepare(&config).await.expect("service prepared");
+        Self {
+            pool: service.state.pool.clone(),
+            stats: service.state.stats.clone(),
+            service,
+            database_name,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_with(path, &[]).await
+    }
+
+    /// A GET with the given request headers.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = axum::http::Request::get(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = request.body(axum::body::Body::empty()).unwrap();
+        // What the listener would attach: the peer's address.
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                40000,
+            ))));
+        let response = tower::ServiceExt::oneshot(self.service.router.clone(), request)
+            .await
+            .expect("the router answers");
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .expect("the body is read");
+        reqwest::Response::from(axum::http::Response::from_parts(parts, body.to_vec()))
+    }
+
+    /// Drops the service (its writer stops) and its database.
+    pub async fn cleanup(self) {
+        drop(self.service);
+        self.pool.close().await;
+        drop_database(&self.database_name).await;
+    }
 }
