@@ -1228,6 +1228,64 @@ fn handmade(
     }
 }
 
+/// An instance's country is that of its latest report by createTime whose address resolved, in
+/// `instances` as in the rollups: a late, older report does not overwrite it, nor does a newer one
+/// that did not resolve.
+#[tokio::test]
+async fn instance_country_follows_create_time_like_the_rollups() {
+    let db = TestDatabase::migrated().await;
+    let server = Uuid::new_v4();
+    let report = |at: &str, country: Option<&str>| {
+        handmade(
+            server,
+            ProductFamily::Pmm,
+            at,
+            &[("PMMServerVersion", "3.2.0")],
+            country,
+        )
+    };
+    let country = || async {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT country_code FROM instances WHERE instance_id = $1",
+        )
+        .bind(server)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+    };
+    write(&db.pool, &[report("2026-02-12T10:00:00Z", Some("DE"))]).await;
+    write(&db.pool, &[report("2026-02-11T10:00:00Z", Some("FR"))]).await;
+    assert_eq!(
+        country().await.as_deref(),
+        Some("DE"),
+        "the late, older report"
+    );
+    write(&db.pool, &[report("2026-02-13T10:00:00Z", None)]).await;
+    assert_eq!(
+        country().await.as_deref(),
+        Some("DE"),
+        "a newer report that did not resolve"
+    );
+    store::refresh_rollups(&db.pool, NaiveDate::from_ymd_opt(2026, 2, 14).unwrap())
+        .await
+        .unwrap();
+    let counted: Option<String> = sqlx::query_scalar(
+        "SELECT country_code FROM analytics.countries_daily
+         WHERE day = '2026-02-13' AND product_family = 'PRODUCT_FAMILY_PMM' AND active_instances > 0",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(counted.as_deref(), Some("DE"), "the rollups agree");
+    write(&db.pool, &[report("2026-02-14T10:00:00Z", Some("US"))]).await;
+    assert_eq!(
+        country().await.as_deref(),
+        Some("US"),
+        "a newer report that resolved"
+    );
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn daily_facts_fold_out_of_order_and_repeated_reports() {
     let db = TestDatabase::migrated().await;
@@ -1765,6 +1823,68 @@ async fn every_analytics_view_and_column_is_documented() {
     .unwrap();
     assert_eq!(functions_without_comment, Vec::<String>::new());
     db.cleanup().await;
+}
+
+/// What the migration that gave `instances` its `country_seen_at` makes of a country a late,
+/// older report had overwritten: the latest by createTime again.
+#[tokio::test]
+async fn migration_puts_back_the_country_of_the_latest_report() {
+    let (name, pool) = common::database_migrated_to(20261202140001).await;
+    let instance = Uuid::new_v4();
+    for (at, country) in [
+        ("2026-02-12T10:00:00Z", "DE"),
+        ("2026-02-11T10:00:00Z", "FR"),
+    ] {
+        sqlx::query(
+            "INSERT INTO reports (report_id, instance_id, product_family, created_at, received_at,
+                                  country_code, protocol, metrics)
+             VALUES (gen_random_uuid(), $1, 'PRODUCT_FAMILY_PS', $2::timestamptz, now(), $3,
+                     'GenericReport', '[]'::jsonb)",
+        )
+        .bind(instance)
+        .bind(at)
+        .bind(country)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    // What the service of the time wrote: the country of the report that arrived last.
+    sqlx::query(
+        "INSERT INTO instances (instance_id, product_family, first_seen, last_seen, first_day,
+                                country_code, report_count, last_received_at)
+         VALUES ($1, 'PRODUCT_FAMILY_PS', '2026-02-11T10:00:00Z', '2026-02-12T10:00:00Z',
+                 '2026-02-11', 'FR', 2, now())",
+    )
+    .bind(instance)
+    .execute(&pool)
+    .await
+    .unwrap();
+    store::MIGRATOR.run(&pool).await.unwrap();
+    let (country, seen_at): (Option<String>, Option<DateTime<Utc>>) = sqlx::query_as(
+        "SELECT country_code, country_seen_at FROM instances WHERE instance_id = $1",
+    )
+    .bind(instance)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(country.as_deref(), Some("DE"));
+    assert_eq!(
+        seen_at,
+        Some(
+            DateTime::parse_from_rfc3339("2026-02-12T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc)
+        )
+    );
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM reports")
+            .fetch_one(&pool)
+            .await
+            .unwrap(),
+        2
+    );
+    pool.close().await;
+    common::drop_database(&name).await;
 }
 
 #[tokio::test]

@@ -36,6 +36,7 @@ per_instance AS (
            min(created_at) FILTER (WHERE version IS NOT NULL) AS earliest_versioned,
            (array_agg(country_code ORDER BY created_at DESC, report_id DESC)
                 FILTER (WHERE country_code IS NOT NULL))[1] AS country_code,
+           max(created_at) FILTER (WHERE country_code IS NOT NULL) AS country_seen_at,
            count(*) AS report_count
     FROM inserted
     GROUP BY instance_id, product_family
@@ -48,9 +49,10 @@ prior AS (
 ),
 upserted AS (
     INSERT INTO instances AS i (instance_id, product_family, first_seen, last_seen, first_day, version,
-                                version_seen_at, country_code, report_count, last_received_at)
+                                version_seen_at, country_code, country_seen_at, report_count,
+                                last_received_at)
     SELECT instance_id, product_family, first_seen, last_seen, first_day, version,
-           version_seen_at, country_code, report_count, last_received_at
+           version_seen_at, country_code, country_seen_at, report_count, last_received_at
     FROM per_instance
     ORDER BY instance_id, product_family
     ON CONFLICT (instance_id, product_family) DO UPDATE SET
@@ -65,7 +67,16 @@ upserted AS (
             WHEN excluded.version_seen_at IS NOT NULL
                  AND (i.version_seen_at IS NULL OR excluded.version_seen_at > i.version_seen_at)
             THEN excluded.version_seen_at ELSE i.version_seen_at END,
-        country_code = coalesce(excluded.country_code, i.country_code),
+        -- The country follows the latest report by createTime whose address resolved, as the
+        -- version does and as the rollups count it: a late, older report does not overwrite it.
+        country_code = CASE
+            WHEN excluded.country_seen_at IS NOT NULL
+                 AND (i.country_seen_at IS NULL OR excluded.country_seen_at > i.country_seen_at)
+            THEN excluded.country_code ELSE i.country_code END,
+        country_seen_at = CASE
+            WHEN excluded.country_seen_at IS NOT NULL
+                 AND (i.country_seen_at IS NULL OR excluded.country_seen_at > i.country_seen_at)
+            THEN excluded.country_seen_at ELSE i.country_seen_at END,
         report_count = i.report_count + excluded.report_count,
         last_received_at = greatest(i.last_received_at, excluded.last_received_at)
     RETURNING i.instance_id, i.product_family, i.report_count
