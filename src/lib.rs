@@ -5,7 +5,8 @@
 //! turns the sender's address into a country (`geoip`, `client_ip`), forgets the address and queues
 //! the reports for `writer`, which batches commits to `store` (all SQL; `stored_metrics` the form
 //! metrics are stored in, `typed_metrics` the typed columns, `label` what may enter one).
-//! `ingest` decodes the wire format (`legacy` the protocols of PMM 2), `body` reads and inflates
+//! `ingest` decodes the wire format (`legacy` the protocols of PMM 2) into the domain's `report`
+//! (every metric key it reads spelled once in `metric_keys`), `body` reads and inflates
 //! request bodies, `body_budget` bounds the request-body bytes held at once, `connections` the open
 //! and idle connections, `rate_limit` each client's requests. The landing page is built from the
 //! `catalogue` of known metric keys, `stats` is the public statistics page (its privacy rule in
