@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::common::{self, TestApp, TestDatabase};
+use crate::common::{TestApp, TestDatabase};
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, Utc};
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use telemetry_server::ingest::{Metric, ProductFamily, parse_report_request};
@@ -1829,7 +1829,8 @@ async fn every_analytics_view_and_column_is_documented() {
 /// older report had overwritten: the latest by createTime again.
 #[tokio::test]
 async fn migration_puts_back_the_country_of_the_latest_report() {
-    let (name, pool) = common::database_migrated_to(20261202140001).await;
+    let db = TestDatabase::migrated_to(20261202140001).await;
+    let pool = &db.pool;
     let instance = Uuid::new_v4();
     for (at, country) in [
         ("2026-02-12T10:00:00Z", "DE"),
@@ -1844,7 +1845,7 @@ async fn migration_puts_back_the_country_of_the_latest_report() {
         .bind(instance)
         .bind(at)
         .bind(country)
-        .execute(&pool)
+        .execute(pool)
         .await
         .unwrap();
     }
@@ -1856,15 +1857,15 @@ async fn migration_puts_back_the_country_of_the_latest_report() {
                  '2026-02-11', 'FR', 2, now())",
     )
     .bind(instance)
-    .execute(&pool)
+    .execute(pool)
     .await
     .unwrap();
-    store::MIGRATOR.run(&pool).await.unwrap();
+    store::MIGRATOR.run(pool).await.unwrap();
     let (country, seen_at): (Option<String>, Option<DateTime<Utc>>) = sqlx::query_as(
         "SELECT country_code, country_seen_at FROM instances WHERE instance_id = $1",
     )
     .bind(instance)
-    .fetch_one(&pool)
+    .fetch_one(pool)
     .await
     .unwrap();
     assert_eq!(country.as_deref(), Some("DE"));
@@ -1878,18 +1879,18 @@ async fn migration_puts_back_the_country_of_the_latest_report() {
     );
     assert_eq!(
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM reports")
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await
             .unwrap(),
         2
     );
-    pool.close().await;
-    common::drop_database(&name).await;
+    db.cleanup().await;
 }
 
 #[tokio::test]
 async fn migration_folds_reports_stored_before_it() {
-    let (name, pool) = common::database_migrated_to(20261124000001).await;
+    let db = TestDatabase::migrated_to(20261124000001).await;
+    let pool = &db.pool;
     let instance = Uuid::new_v4();
     for (at, version, metrics) in [
         (
@@ -1923,16 +1924,16 @@ async fn migration_folds_reports_stored_before_it() {
         .bind(at)
         .bind(version)
         .bind(metrics)
-        .execute(&pool)
+        .execute(pool)
         .await
         .unwrap();
     }
-    store::MIGRATOR.run(&pool).await.unwrap();
+    store::MIGRATOR.run(pool).await.unwrap();
     let days: Vec<BackfilledDay> = sqlx::query_as(
         "SELECT day, report_count, first_version, version, extra_versions, alerting_enabled, mysql_versions
              FROM analytics.instance_days ORDER BY day",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await
     .unwrap();
     assert_eq!(
@@ -1959,8 +1960,7 @@ async fn migration_folds_reports_stored_before_it() {
             ),
         ]
     );
-    pool.close().await;
-    common::drop_database(&name).await;
+    db.cleanup().await;
 }
 
 /// What `analytics.extract_metrics()` makes of a metrics list, in the shape of `TypedMetrics`.
@@ -2130,7 +2130,8 @@ async fn plausible_labels_match_the_sql_rule() {
 /// and the rollups then refresh.
 #[tokio::test]
 async fn migration_clears_junk_out_of_derived_data_and_keeps_the_reports() {
-    let (name, pool) = common::database_migrated_to(20261125100000).await;
+    let db = TestDatabase::migrated_to(20261125100000).await;
+    let pool = &db.pool;
     let junk = "3.".repeat(1500);
     let instance = Uuid::new_v4();
     let reports = [
@@ -2159,7 +2160,7 @@ async fn migration_clears_junk_out_of_derived_data_and_keeps_the_reports() {
         .bind(at)
         .bind(version)
         .bind(&metrics)
-        .execute(&pool)
+        .execute(pool)
         .await
         .unwrap();
         sqlx::query(
@@ -2173,7 +2174,7 @@ async fn migration_clears_junk_out_of_derived_data_and_keeps_the_reports() {
         .bind(instance)
         .bind(report_id)
         .bind(version)
-        .execute(&pool)
+        .execute(pool)
         .await
         .unwrap();
     }
@@ -2187,7 +2188,7 @@ async fn migration_clears_junk_out_of_derived_data_and_keeps_the_reports() {
     )
     .bind(instance)
     .bind("vers\u{f6}n")
-    .execute(&pool)
+    .execute(pool)
     .await
     .unwrap();
     for (from, to, at, report) in [
@@ -2214,27 +2215,27 @@ async fn migration_clears_junk_out_of_derived_data_and_keeps_the_reports() {
         .bind(to)
         .bind(at)
         .bind(report)
-        .execute(&pool)
+        .execute(pool)
         .await
         .unwrap();
     }
     let raw_before: Vec<String> =
         sqlx::query_scalar("SELECT metrics::text FROM reports ORDER BY created_at")
-            .fetch_all(&pool)
+            .fetch_all(pool)
             .await
             .unwrap();
 
-    store::MIGRATOR.run(&pool).await.unwrap();
+    store::MIGRATOR.run(pool).await.unwrap();
 
     let raw_after: Vec<String> =
         sqlx::query_scalar("SELECT metrics::text FROM reports ORDER BY created_at")
-            .fetch_all(&pool)
+            .fetch_all(pool)
             .await
             .unwrap();
     assert_eq!(raw_after, raw_before, "every raw report and metric is kept");
     let versions: Vec<Option<String>> =
         sqlx::query_scalar("SELECT version FROM reports ORDER BY created_at")
-            .fetch_all(&pool)
+            .fetch_all(pool)
             .await
             .unwrap();
     let plain = |v: &str| Some(v.to_owned());
@@ -2244,7 +2245,7 @@ async fn migration_clears_junk_out_of_derived_data_and_keeps_the_reports() {
     );
     let latest: (Option<String>, Option<DateTime<Utc>>) =
         sqlx::query_as("SELECT version, version_seen_at FROM instances")
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await
             .unwrap();
     assert_eq!(
@@ -2257,7 +2258,7 @@ async fn migration_clears_junk_out_of_derived_data_and_keeps_the_reports() {
     let upgrades: Vec<(String, String, Uuid)> = sqlx::query_as(
         "SELECT from_version, to_version, report_id FROM upgrades ORDER BY upgraded_at",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await
     .unwrap();
     assert_eq!(
@@ -2268,7 +2269,7 @@ async fn migration_clears_junk_out_of_derived_data_and_keeps_the_reports() {
         "SELECT first_version, version, distribution_method, mysql_versions
              FROM analytics.instance_days ORDER BY day",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await
     .unwrap();
     let day = |version: Option<String>| {
@@ -2294,21 +2295,20 @@ async fn migration_clears_junk_out_of_derived_data_and_keeps_the_reports() {
         ]
     );
     let stale: i64 = sqlx::query_scalar("SELECT count(*) FROM analytics.stale_days")
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .unwrap();
     assert_eq!(stale, 2, "the two days that held junk are rebuilt");
-    store::refresh_rollups(&pool, NaiveDate::from_ymd_opt(2026, 1, 20).unwrap())
+    store::refresh_rollups(pool, NaiveDate::from_ymd_opt(2026, 1, 20).unwrap())
         .await
         .expect("the rollups refresh");
     let rolled: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT version FROM analytics.daily_versions
          UNION SELECT DISTINCT version FROM analytics.daily_monitored_databases ORDER BY 1",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await
     .unwrap();
     assert_eq!(rolled, ["3.1.0", "3.2.0", "8.0.36"]);
-    pool.close().await;
-    common::drop_database(&name).await;
+    db.cleanup().await;
 }

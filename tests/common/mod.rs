@@ -71,62 +71,59 @@ pub async fn fresh_database() -> (String, String) {
     (name, url)
 }
 
-/// Drops a test database.
-pub async fn drop_database(name: &str) {
+/// Runs one statement on the maintenance database.
+async fn on_admin(statement: String) {
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .connect(&admin_url())
         .await
         .unwrap();
-    sqlx::query(AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    admin.close().await;
-}
-
-/// A fresh, empty database and a pool on it.
-async fn created_database() -> (String, PgPool) {
-    let name = fresh_database_name().await;
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&admin_url())
-        .await
-        .unwrap();
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+    sqlx::query(AssertSqlSafe(statement))
         .execute(&admin)
         .await
         .unwrap();
     admin.close().await;
-    let pool = PgPool::connect(&database_url(&name)).await.unwrap();
-    (name, pool)
 }
 
-/// A fresh database with the migrations up to and including `version` applied, to show what the
-/// later migrations make of data stored before them. Drop it with [`drop_database`].
-pub async fn database_migrated_to(version: i64) -> (String, PgPool) {
-    let (name, pool) = created_database().await;
-    telemetry_server::store::MIGRATOR
-        .run_to(version, &pool)
-        .await
-        .unwrap();
-    (name, pool)
+/// Drops a test database.
+pub async fn drop_database(name: &str) {
+    on_admin(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
 }
 
-/// A fresh database with every migration applied, for tests of the SQL and the store alone, which
-/// need no service (no GeoIP database, listener or background jobs).
+/// A fresh database with migrations applied, for tests of the SQL, the store and the migrations
+/// themselves, which need no service (no GeoIP database, listener or background jobs).
 pub struct TestDatabase {
     pub name: String,
     pub pool: PgPool,
 }
 
 impl TestDatabase {
+    /// Every migration applied.
     pub async fn migrated() -> Self {
+        let database = Self::created().await;
+        telemetry_server::store::MIGRATOR
+            .run(&database.pool)
+            .await
+            .unwrap();
+        database
+    }
+
+    /// The migrations up to and including `version`, to show what the later ones make of data
+    /// stored before them.
+    pub async fn migrated_to(version: i64) -> Self {
+        let database = Self::created().await;
+        telemetry_server::store::MIGRATOR
+            .run_to(version, &database.pool)
+            .await
+            .unwrap();
+        database
+    }
+
+    async fn created() -> Self {
         init_test_logging();
-        let (name, pool) = created_database().await;
-        telemetry_server::store::MIGRATOR.run(&pool).await.unwrap();
+        let name = fresh_database_name().await;
+        on_admin(format!("CREATE DATABASE \"{name}\"")).await;
+        let pool = PgPool::connect(&database_url(&name)).await.unwrap();
         Self { name, pool }
     }
 
