@@ -1,10 +1,12 @@
 //! All SQL lives here, by concern: connecting (and creating the database) and migrations here and in
 //! `connect`; the set-based batch write that stores reports, upserts their instances and keeps the
-//! upgrade history consistent (`writes`, its statements in `queries/`); the rollup refresh
-//! (`rollups`); the expiry of raw reports (`expiry`); and what the statistics page reads (`read`).
+//! upgrade history consistent (`writes`, its statements in `queries/`); the monthly partitions of
+//! `reports` (`partitions`); the rollup refresh (`rollups`); the expiry of raw reports (`expiry`);
+//! and what the statistics page reads (`read`).
 
 mod connect;
 mod expiry;
+mod partitions;
 mod read;
 mod rollups;
 mod writes;
@@ -13,6 +15,7 @@ use sqlx::PgPool;
 
 pub use connect::{DatabaseSettings, connect};
 pub use expiry::delete_reports_received_before;
+pub use partitions::{create_partitions, create_partitions_around};
 pub use read::{
     CountryCount, DatabaseLine, FeatureAdoption, StatsRollups, WeeklyActivity, WeeklyVersion,
     stats_rollups,
@@ -84,9 +87,11 @@ fn is_connectivity_error(error: &sqlx::Error) -> bool {
     }
 }
 
-/// Applies every migration in `migrations/` that the database has not seen yet.
+/// Applies every migration in `migrations/` that the database has not seen yet, and creates the
+/// partitions of `reports` for the months around now.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await?;
+    create_partitions_around(pool, chrono::Utc::now()).await?;
     Ok(())
 }
 
