@@ -68,6 +68,8 @@ cat > "$work/naive.sql" <<'SQL'
 \set hi random(0, 281474976710655)
 \set lo random(0, 4294967295)
 BEGIN;
+-- The re-send check needs the instance's lock, as the service's (src/store/queries/lock_instances.sql).
+SELECT pg_advisory_xact_lock(7310, hashtext(('00000000-0000-4000-8000-' || lpad(to_hex(:instance), 12, '0'))));
 WITH previous AS (
     SELECT version FROM instances
     WHERE instance_id = ('00000000-0000-4000-8000-' || lpad(to_hex(:instance), 12, '0'))::uuid
@@ -93,7 +95,10 @@ SELECT (lpad(to_hex(:lo), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(:hi), 12,
        ('00000000-0000-4000-8000-' || lpad(to_hex(:instance), 12, '0'))::uuid, 'PRODUCT_FAMILY_PS',
        now(), now(), '8.0.' || :minor, 'US', NULL, 'GenericReport', metrics
 FROM bench_payload WHERE kind = CASE WHEN :kind = 1 THEN 1 ELSE 2 END
-ON CONFLICT (report_id) DO NOTHING;
+  AND NOT EXISTS (
+      SELECT FROM reports
+      WHERE instance_id = ('00000000-0000-4000-8000-' || lpad(to_hex(:instance), 12, '0'))::uuid
+        AND report_id = (lpad(to_hex(:lo), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(:hi), 12, '0'))::uuid);
 END;
 SQL
 best_tps=0; best_clients=0

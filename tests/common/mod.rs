@@ -20,7 +20,7 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@localhost:5432/postgres".to_owned())
 }
 
-fn database_url(name: &str) -> String {
+pub fn database_url(name: &str) -> String {
     let admin = admin_url();
     let base = admin
         .rsplit_once('/')
