@@ -89,14 +89,24 @@ ON CONFLICT (instance_id, product_family) DO UPDATE SET
     last_seen = excluded.last_seen, version = excluded.version, version_seen_at = excluded.version_seen_at,
     country_code = excluded.country_code, report_count = instances.report_count + 1,
     last_received_at = excluded.last_received_at;
-INSERT INTO reports (report_id, instance_id, product_family, created_at, received_at, version, country_code,
-                     up_duration_seconds, protocol, metrics)
+-- The report's key list and long values, once per instance and month, then its row (pack_metrics()).
+INSERT INTO report_metric_values (arrived_month, instance_id, digest, value)
+SELECT DISTINCT date_trunc('month', now() AT TIME ZONE 'UTC')::date,
+       ('00000000-0000-4000-8000-' || lpad(to_hex(:instance), 12, '0'))::uuid, metric_digest(v), v
+FROM bench_payload, pack_metrics(metrics) p, unnest(p.long_values || p.keys) AS v
+WHERE kind = CASE WHEN :kind = 1 THEN 1 ELSE 2 END
+ON CONFLICT DO NOTHING;
+INSERT INTO report_rows (report_id, instance_id, product_family, created_at, received_at, version, country_code,
+                         up_duration_seconds, protocol, metric_keys, metric_values, metric_digests,
+                         metric_nul_escaped)
 SELECT (lpad(to_hex(:lo), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(:hi), 12, '0'))::uuid,
        ('00000000-0000-4000-8000-' || lpad(to_hex(:instance), 12, '0'))::uuid, 'PRODUCT_FAMILY_PS',
-       now(), now(), '8.0.' || :minor, 'US', NULL, 'GenericReport', metrics
-FROM bench_payload WHERE kind = CASE WHEN :kind = 1 THEN 1 ELSE 2 END
+       now(), now(), '8.0.' || :minor, 'US', NULL, 'GenericReport', metric_digest(p.keys), p.short_values,
+       p.value_digests, p.nul_escaped
+FROM bench_payload, pack_metrics(metrics) p
+WHERE kind = CASE WHEN :kind = 1 THEN 1 ELSE 2 END
   AND NOT EXISTS (
-      SELECT FROM reports
+      SELECT FROM report_rows
       WHERE instance_id = ('00000000-0000-4000-8000-' || lpad(to_hex(:instance), 12, '0'))::uuid
         AND report_id = (lpad(to_hex(:lo), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(:hi), 12, '0'))::uuid);
 END;
@@ -182,7 +192,7 @@ echo "== 4. nothing acknowledged is missing"
 missing=$(psql -qtA "$BENCH_URL" <<SQL | tail -n 1
 CREATE TEMP TABLE acked (id uuid);
 \\copy acked FROM '$work/acknowledged.txt'
-SELECT count(*) FROM acked a WHERE NOT EXISTS (SELECT 1 FROM reports r WHERE r.report_id = a.id);
+SELECT count(*) FROM acked a WHERE NOT EXISTS (SELECT 1 FROM report_rows r WHERE r.report_id = a.id);
 SQL
 )
 ack_total=$((wrk_ok + lg_ok)); new_total=$((wrk_new_rows + lg_new_rows))

@@ -112,7 +112,7 @@ async fn a_failed_commit_is_logged_with_its_request_id() {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN IF NEW.instance_id = '{poison}' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$;
-         CREATE TRIGGER refuse_poison BEFORE INSERT ON reports FOR EACH ROW EXECUTE FUNCTION refuse_poison();"
+         CREATE TRIGGER refuse_poison BEFORE INSERT ON report_rows FOR EACH ROW EXECUTE FUNCTION refuse_poison();"
     )))
     .execute(&mut connection)
     .await

@@ -1,5 +1,6 @@
-//! The expiry of raw reports after the retention period: whole monthly partitions of `reports` are
-//! detached and dropped, and only the rows of the month the cutoff falls in are deleted one by one.
+//! The expiry of raw reports after the retention period: whole months of `report_rows` (and their
+//! `report_metric_values`) are detached and dropped, and only the rows of the month the cutoff falls
+//! in are deleted one by one.
 
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
@@ -59,18 +60,21 @@ async fn drop_partitions_on(
     conn: &mut PgConnection,
     cutoff: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    // A run interrupted between detaching a partition and dropping it left the table behind,
-    // detached or still pending detach: finish the job first.
+    // A run interrupted between detaching a month and dropping it left its tables behind, detached
+    // or still pending detach: finish the job first.
     let leftovers = sqlx::query!(
         r#"
-        SELECT c.relname::text AS "table!", i.inhdetachpending AS "detach_pending?"
+        SELECT c.relname::text AS "table!", p.relname::text AS "parent?",
+               i.inhdetachpending AS "detach_pending?"
         FROM pg_class c
         JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
         LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
-        WHERE c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = 'reports'::regclass)
+        LEFT JOIN pg_class p ON p.oid = i.inhparent
+        WHERE c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = 'report_rows'::regclass)
           AND c.relkind = 'r'
-          AND c.relname ~ '^reports_[0-9]{4}_[0-9]{2}$'
-          AND d.description LIKE 'The reports that arrived in %'
+          AND c.relname ~ '^(report_rows|report_metric_values)_[0-9]{4}_[0-9]{2}$'
+          AND (d.description LIKE 'The reports that arrived in %'
+               OR d.description LIKE 'The key lists and long metric values of the reports that arrived in %')
           AND (i.inhrelid IS NULL OR i.inhdetachpending)
           AND (to_date(right(c.relname, 7), 'YYYY_MM') + interval '1 month') AT TIME ZONE 'UTC' <= $1
         "#,
@@ -80,8 +84,9 @@ async fn drop_partitions_on(
     .await?;
     for leftover in leftovers {
         let table = quote_identifier(&leftover.table);
-        if leftover.detach_pending == Some(true) {
-            let finalize = format!("ALTER TABLE reports DETACH PARTITION {table} FINALIZE");
+        if let (Some(true), Some(parent)) = (leftover.detach_pending, &leftover.parent) {
+            let parent = quote_identifier(parent);
+            let finalize = format!("ALTER TABLE {parent} DETACH PARTITION {table} FINALIZE");
             sqlx::raw_sql(AssertSqlSafe(finalize))
                 .execute(&mut *conn)
                 .await?;
@@ -92,12 +97,23 @@ async fn drop_partitions_on(
             .await?;
     }
 
+    // Each expired month's partitions, the reports' first: once they are gone, nothing refers to
+    // the month's metric values. A month whose reports an interrupted run already dropped still has
+    // its metric values to go.
     let expired = sqlx::query!(
         r#"
-        SELECT partition AS "partition!", arrived_from AS "arrived_from!", arrived_before AS "arrived_before!"
-        FROM report_partitions
-        WHERE arrived_before <= $1 AND NOT detach_pending
-        ORDER BY arrived_from
+        SELECT p.relname::text AS "parent!", c.relname::text AS "table!",
+               to_date(right(c.relname, 7), 'YYYY_MM')::timestamp AT TIME ZONE 'UTC' AS "arrived_from!",
+               (to_date(right(c.relname, 7), 'YYYY_MM') + interval '1 month') AT TIME ZONE 'UTC'
+                   AS "arrived_before!"
+        FROM pg_inherits i
+        JOIN pg_class c ON c.oid = i.inhrelid
+        JOIN pg_class p ON p.oid = i.inhparent
+        WHERE i.inhparent IN ('report_rows'::regclass, 'report_metric_values'::regclass)
+          AND NOT i.inhdetachpending
+          AND c.relname ~ '_[0-9]{4}_[0-9]{2}$'
+          AND (to_date(right(c.relname, 7), 'YYYY_MM') + interval '1 month') AT TIME ZONE 'UTC' <= $1
+        ORDER BY right(c.relname, 7), p.relname DESC
         "#,
         cutoff
     )
@@ -105,28 +121,32 @@ async fn drop_partitions_on(
     .await?;
     let mut dropped = 0;
     for partition in expired {
-        let held = sqlx::query_scalar!(
-            r#"
-            WITH unrefreshed AS (
-                -- The same overlap as analytics.rollup_ranges() gives transactions in flight.
-                INSERT INTO analytics.stale_days (day, noted_at)
-                SELECT DISTINCT analytics.report_day(r.created_at, r.received_at), now()
-                FROM reports r, analytics.rollup_state s
-                WHERE r.received_at >= $1 AND r.received_at < $2
-                  AND r.received_at >= s.refreshed_at - interval '10 minutes'
-                ON CONFLICT (day) DO UPDATE SET noted_at = excluded.noted_at
-                RETURNING 1 AS done
+        if partition.parent == "report_rows" {
+            let held = sqlx::query_scalar!(
+                r#"
+                WITH unrefreshed AS (
+                    -- The same overlap as analytics.rollup_ranges() gives transactions in flight.
+                    INSERT INTO analytics.stale_days (day, noted_at)
+                    SELECT DISTINCT analytics.report_day(r.created_at, r.received_at), now()
+                    FROM report_rows r, analytics.rollup_state s
+                    WHERE r.received_at >= $1 AND r.received_at < $2
+                      AND r.received_at >= s.refreshed_at - interval '10 minutes'
+                    ON CONFLICT (day) DO UPDATE SET noted_at = excluded.noted_at
+                    RETURNING 1 AS done
+                )
+                SELECT count(*) AS "held!" FROM report_rows WHERE received_at >= $1 AND received_at < $2
+                "#,
+                partition.arrived_from,
+                partition.arrived_before
             )
-            SELECT count(*) AS "held!" FROM reports WHERE received_at >= $1 AND received_at < $2
-            "#,
-            partition.arrived_from,
-            partition.arrived_before
-        )
-        .fetch_one(&mut *conn)
-        .await?;
-        let table = quote_identifier(&partition.partition);
+            .fetch_one(&mut *conn)
+            .await?;
+            dropped += u64::try_from(held).unwrap_or(0);
+        }
+        let parent = quote_identifier(&partition.parent);
+        let table = quote_identifier(&partition.table);
         // Not in a transaction: DETACH ... CONCURRENTLY refuses to run in one.
-        let detach = format!("ALTER TABLE reports DETACH PARTITION {table} CONCURRENTLY");
+        let detach = format!("ALTER TABLE {parent} DETACH PARTITION {table} CONCURRENTLY");
         sqlx::raw_sql(AssertSqlSafe(detach))
             .execute(&mut *conn)
             .await?;
@@ -134,7 +154,6 @@ async fn drop_partitions_on(
         sqlx::raw_sql(AssertSqlSafe(drop))
             .execute(&mut *conn)
             .await?;
-        dropped += u64::try_from(held).unwrap_or(0);
     }
     Ok(dropped)
 }
@@ -151,10 +170,10 @@ async fn delete_expired_rows(
         let done = sqlx::query_scalar!(
             r#"
             WITH gone AS (
-                DELETE FROM reports
+                DELETE FROM report_rows
                 WHERE received_at < $1
                   AND (instance_id, report_id) IN (
-                      SELECT instance_id, report_id FROM reports WHERE received_at < $1 LIMIT $2)
+                      SELECT instance_id, report_id FROM report_rows WHERE received_at < $1 LIMIT $2)
                 RETURNING created_at, received_at
             ),
             unrefreshed AS (

@@ -1,7 +1,7 @@
 //! All SQL lives here, by concern: connecting (and creating the database) and migrations here and in
 //! `connect`; the set-based batch write that stores reports, upserts their instances and keeps the
 //! upgrade history consistent (`writes`, its statements in `queries/`); the monthly partitions of
-//! `reports` (`partitions`); the rollup refresh (`rollups`); the expiry of raw reports (`expiry`);
+//! `reports`' tables (`partitions`); the rollup refresh (`rollups`); the expiry of raw reports (`expiry`);
 //! and what the statistics page reads (`read`).
 
 mod connect;
@@ -88,7 +88,7 @@ fn is_connectivity_error(error: &sqlx::Error) -> bool {
 }
 
 /// Applies every migration in `migrations/` that the database has not seen yet, and creates the
-/// partitions of `reports` for the months around now.
+/// monthly partitions for the reports that arrive around now.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await?;
     create_partitions_around(pool, chrono::Utc::now()).await?;

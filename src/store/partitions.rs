@@ -1,5 +1,6 @@
-//! The monthly partitions of `reports` (migration `20261203060001`): created ahead of the arrivals
-//! they will hold, and dropped whole once every report in them has expired (`expiry`).
+//! The monthly partitions of `report_rows` and `report_metric_values`, where `reports` is stored
+//! (migration `20261203060001`): created ahead of the arrivals they will hold, and dropped whole
+//! once every report in them has expired (`expiry`).
 
 use chrono::{DateTime, Months, Utc};
 use sqlx::PgPool;
@@ -50,7 +51,7 @@ pub(super) async fn create_partitions_for<'a>(
     create_partitions(pool, from, through).await
 }
 
-/// True when the database refused a row because no partition of `reports` takes its arrival time.
+/// True when the database refused a row because no partition takes its month of arrival.
 pub(super) fn is_missing_partition(error: &StoreError) -> bool {
     match error {
         StoreError::Query(sqlx::Error::Database(error)) => {

@@ -1771,8 +1771,12 @@ async fn analyst_role_reads_the_interface_and_cannot_write() {
         .unwrap();
 
     for statement in [
-        "INSERT INTO reports (report_id, instance_id, product_family, created_at, received_at, protocol, metrics)
-         VALUES (gen_random_uuid(), gen_random_uuid(), 'PRODUCT_FAMILY_PMM', now(), now(), 'x', '[]')",
+        "INSERT INTO reports (report_id, instance_id, product_family, created_at, received_at, protocol)
+         VALUES (gen_random_uuid(), gen_random_uuid(), 'PRODUCT_FAMILY_PMM', now(), now(), 'x')",
+        "INSERT INTO report_rows (report_id, instance_id, product_family, created_at, received_at, protocol,
+                                  metric_keys, metric_values)
+         VALUES (gen_random_uuid(), gen_random_uuid(), 'PRODUCT_FAMILY_PMM', now(), now(), 'x', 0, '{}')",
+        "DELETE FROM report_metric_values",
         "DELETE FROM instances",
         "UPDATE upgrades SET to_version = 'x'",
         "DELETE FROM analytics.instance_days",

@@ -189,10 +189,10 @@ async fn refuse_instance_and_count_attempts(app: &TestApp, poison: Uuid) {
         "CREATE SEQUENCE insert_attempts;
          CREATE FUNCTION count_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN PERFORM nextval('insert_attempts'); RETURN NULL; END $$;
-         CREATE TRIGGER count_attempt BEFORE INSERT ON reports FOR EACH STATEMENT EXECUTE FUNCTION count_attempt();
+         CREATE TRIGGER count_attempt BEFORE INSERT ON report_rows FOR EACH STATEMENT EXECUTE FUNCTION count_attempt();
          CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN IF NEW.instance_id = '{poison}' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$;
-         CREATE TRIGGER refuse_poison BEFORE INSERT ON reports FOR EACH ROW EXECUTE FUNCTION refuse_poison();"
+         CREATE TRIGGER refuse_poison BEFORE INSERT ON report_rows FOR EACH ROW EXECUTE FUNCTION refuse_poison();"
     )))
     .execute(&app.pool)
     .await

@@ -40,16 +40,18 @@ async fn stored_state(pool: &PgPool) -> String {
     out
 }
 
-/// The partition that holds each stored report, by report id.
+/// The partition of `report_rows` that holds a stored report.
 async fn partition_of(pool: &PgPool, report_id: &str) -> String {
-    sqlx::query_scalar("SELECT tableoid::regclass::text FROM reports WHERE report_id = $1::uuid")
-        .bind(report_id)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT tableoid::regclass::text FROM report_rows WHERE report_id = $1::uuid",
+    )
+    .bind(report_id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }
 
-/// The partition whose month includes `at`, if there is one.
+/// The partition of `report_rows` whose month includes `at`, if there is one.
 async fn partition_for(pool: &PgPool, at: chrono::DateTime<Utc>) -> Option<String> {
     sqlx::query_scalar(
         "SELECT partition FROM report_partitions WHERE $1 >= arrived_from AND $1 < arrived_before",
@@ -151,8 +153,10 @@ async fn a_month_without_its_partition_gets_one_when_a_report_arrives() {
     let current = partition_for(&app.pool, Utc::now())
         .await
         .expect("the service created this month's partition at start");
+    let values = current.replace("report_rows_", "report_metric_values_");
     sqlx::raw_sql(AssertSqlSafe(format!(
-        "ALTER TABLE reports DETACH PARTITION {current}; DROP TABLE {current}"
+        "ALTER TABLE report_rows DETACH PARTITION {current}; DROP TABLE {current};
+         ALTER TABLE report_metric_values DETACH PARTITION {values}; DROP TABLE {values}"
     )))
     .execute(&app.pool)
     .await
@@ -161,6 +165,11 @@ async fn a_month_without_its_partition_gets_one_when_a_report_arrives() {
     let response = app.post_report(fixture("telemetry-agent-ps.json")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(partition_of(&app.pool, AGENT_REPORT_ID).await, current);
+    let metrics: i32 = sqlx::query_scalar("SELECT jsonb_array_length(metrics) FROM reports")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(metrics, 13, "the metrics read back whole");
 }
 
 #[tokio::test]
@@ -186,7 +195,7 @@ async fn retention_drops_expired_months_whole_and_finishes_an_interrupted_run() 
         .await
         .unwrap();
     let months: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT tableoid::regclass::text FROM reports ORDER BY 1")
+        sqlx::query_scalar("SELECT DISTINCT tableoid::regclass::text FROM report_rows ORDER BY 1")
             .fetch_all(&app.pool)
             .await
             .unwrap();
@@ -194,7 +203,7 @@ async fn retention_drops_expired_months_whole_and_finishes_an_interrupted_run() 
     // A run that stopped between detaching a month and dropping it left the month behind.
     let interrupted = &months[0];
     sqlx::raw_sql(AssertSqlSafe(format!(
-        "ALTER TABLE reports DETACH PARTITION {interrupted}"
+        "ALTER TABLE report_rows DETACH PARTITION {interrupted}"
     )))
     .execute(&app.pool)
     .await
@@ -212,10 +221,19 @@ async fn retention_drops_expired_months_whole_and_finishes_an_interrupted_run() 
         .unwrap();
     assert_eq!(run.deleted_reports as i64, total - left_in_interrupted);
     assert_eq!(app.count("reports").await, 0);
+    let month_tables: Vec<String> = months
+        .iter()
+        .flat_map(|month| {
+            [
+                month.clone(),
+                month.replace("report_rows_", "report_metric_values_"),
+            ]
+        })
+        .collect();
     let tables_left: Vec<String> = sqlx::query_scalar(
         "SELECT relname::text FROM pg_class WHERE relname = ANY($1) AND relkind = 'r'",
     )
-    .bind(&months)
+    .bind(&month_tables)
     .fetch_all(&app.pool)
     .await
     .unwrap();
@@ -269,7 +287,7 @@ async fn the_migration_keeps_every_row_of_a_database_the_release_filled() {
     assert_eq!(stored_state(&db.pool).await, before);
     // Each report in the partition of the month it arrived in.
     let misplaced: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM reports r
+        "SELECT count(*) FROM report_rows r
          LEFT JOIN report_partitions p ON p.partition = r.tableoid::regclass::text
          WHERE NOT (r.received_at >= p.arrived_from AND r.received_at < p.arrived_before)
             OR p.partition IS NULL",
@@ -280,7 +298,7 @@ async fn the_migration_keeps_every_row_of_a_database_the_release_filled() {
     assert_eq!(misplaced, 0);
     let months: Vec<NaiveDate> = sqlx::query_scalar(
         "SELECT DISTINCT (arrived_from AT TIME ZONE 'UTC')::date FROM report_partitions
-         JOIN reports r ON r.tableoid::regclass::text = partition ORDER BY 1",
+         JOIN report_rows r ON r.tableoid::regclass::text = partition ORDER BY 1",
     )
     .fetch_all(&db.pool)
     .await

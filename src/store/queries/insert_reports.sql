@@ -11,16 +11,40 @@ WITH incoming AS (
              access_control_enabled, updates_disabled, grafana_users, nodes, services,
              mysql_versions, mongodb_versions, postgresql_versions, received_at)
 ),
+packed AS (
+    SELECT i.report_id, i.instance_id, i.product_family, i.created_at,
+           coalesce(i.received_at, now()) AS received_at, i.version, i.country_code,
+           i.up_duration_seconds, i.protocol, p.keys, p.short_values, p.value_digests, p.nul_escaped,
+           p.long_values
+    FROM incoming i
+    CROSS JOIN LATERAL pack_metrics(i.metrics::jsonb) p
+),
+kept_metric_values AS (
+    -- Each instance's key lists and long values, once per month of arrival; in one order, so that
+    -- two batches cannot deadlock on them.
+    INSERT INTO report_metric_values (arrived_month, instance_id, digest, value)
+    SELECT DISTINCT ON (arrived_month, instance_id, digest) arrived_month, instance_id, digest, value
+    FROM (
+        SELECT date_trunc('month', p.received_at AT TIME ZONE 'UTC')::date AS arrived_month,
+               p.instance_id, metric_digest(v) AS digest, v AS value
+        FROM packed p
+        CROSS JOIN LATERAL unnest(p.long_values || p.keys) AS v
+    ) entries
+    ORDER BY arrived_month, instance_id, digest
+    ON CONFLICT DO NOTHING
+    RETURNING 1 AS done
+),
 inserted AS (
-    INSERT INTO reports (report_id, instance_id, product_family, created_at, received_at, version,
-                         country_code, up_duration_seconds, protocol, metrics)
+    INSERT INTO report_rows (report_id, instance_id, product_family, created_at, received_at, version,
+                             country_code, up_duration_seconds, protocol, metric_keys, metric_values,
+                             metric_digests, metric_nul_escaped)
     SELECT DISTINCT ON (instance_id, report_id)
-           report_id, instance_id, product_family, created_at, coalesce(received_at, now()), version,
-           country_code, up_duration_seconds, protocol, metrics::jsonb
-    FROM incoming n
+           report_id, instance_id, product_family, created_at, received_at, version, country_code,
+           up_duration_seconds, protocol, metric_digest(keys), short_values, value_digests, nul_escaped
+    FROM packed n
     -- A re-send: the instance's lock (lock_instances.sql, taken before this statement) makes sure
     -- no other transaction stores the same report between this check and the commit.
-    WHERE NOT EXISTS (SELECT FROM reports r WHERE r.instance_id = n.instance_id AND r.report_id = n.report_id)
+    WHERE NOT EXISTS (SELECT FROM report_rows r WHERE r.instance_id = n.instance_id AND r.report_id = n.report_id)
     ORDER BY instance_id, report_id
     RETURNING report_id, instance_id, product_family, created_at, received_at, version, country_code,
               up_duration_seconds, analytics.report_day(created_at, received_at) AS day

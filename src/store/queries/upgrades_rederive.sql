@@ -1,6 +1,6 @@
 WITH touched AS (
     SELECT t.instance_id, t.product_family, t.since,
-           (SELECT max(p.created_at) FROM reports p
+           (SELECT max(p.created_at) FROM report_rows p
             WHERE p.instance_id = t.instance_id AND p.product_family = t.product_family
               AND p.version IS NOT NULL AND p.created_at < t.since) AS previous_at
     FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[]) AS t(instance_id, product_family, since)
@@ -10,7 +10,7 @@ sequence AS (
            lag(r.version) OVER (PARTITION BY r.instance_id, r.product_family
                                 ORDER BY r.created_at, r.report_id) AS previous_version
     FROM touched t
-    JOIN reports r ON r.instance_id = t.instance_id AND r.product_family = t.product_family
+    JOIN report_rows r ON r.instance_id = t.instance_id AND r.product_family = t.product_family
     WHERE r.version IS NOT NULL
       AND r.created_at >= coalesce(t.previous_at, t.since)
 )
