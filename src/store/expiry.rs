@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 
 use super::StoreError;
 
-/// Serialises the partition drops of every process that shares the database (two-key advisory lock
+/// Serialises the expiry runs of every process that shares the database (two-key advisory lock
 /// namespace 7311; ingest's instance locks are in 7310).
 const EXPIRY_LOCK: (i32, i32) = (7311, 0);
 
@@ -26,15 +26,8 @@ pub async fn delete_reports_received_before(
     cutoff: DateTime<Utc>,
     chunk: i64,
 ) -> Result<u64, StoreError> {
-    let dropped = drop_expired_partitions(pool, cutoff).await?;
-    let deleted = delete_expired_rows(pool, cutoff, chunk).await?;
-    Ok(dropped + deleted)
-}
-
-/// Drops the partitions that hold only expired reports and returns the reports they held. On a
-/// connection of its own, closed at the end: its session-level lock then cannot outlive the run,
-/// even a cancelled one.
-async fn drop_expired_partitions(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+    // One run at a time, under a session-level lock on a connection of its own, closed at the end:
+    // the lock then cannot outlive the run, even a cancelled one.
     let options = pool.connect_options();
     let mut conn = PgConnection::connect_with(&options)
         .await
@@ -47,15 +40,27 @@ async fn drop_expired_partitions(pool: &PgPool, cutoff: DateTime<Utc>) -> Result
     .fetch_one(&mut conn)
     .await?;
     // Another run is at it; what it leaves, the next run takes.
-    let dropped = if locked {
-        drop_partitions_on(&mut conn, cutoff).await
+    let removed = if locked {
+        remove_expired(pool, &mut conn, cutoff, chunk).await
     } else {
         Ok(0)
     };
     conn.close().await.ok();
-    dropped
+    removed
 }
 
+async fn remove_expired(
+    pool: &PgPool,
+    conn: &mut PgConnection,
+    cutoff: DateTime<Utc>,
+    chunk: i64,
+) -> Result<u64, StoreError> {
+    let dropped = drop_partitions_on(conn, cutoff).await?;
+    let deleted = delete_expired_rows(pool, cutoff, chunk).await?;
+    Ok(dropped + deleted)
+}
+
+/// Drops the partitions that hold only expired reports and returns the reports they held.
 async fn drop_partitions_on(
     conn: &mut PgConnection,
     cutoff: DateTime<Utc>,
@@ -193,7 +198,6 @@ async fn delete_expired_rows(
         .fetch_one(pool)
         .await?;
         let done = u64::try_from(done).unwrap_or(0);
-        // A concurrent run may take rows from under this one; stop only once nothing is left.
         if done == 0 {
             return Ok(deleted);
         }
