@@ -210,8 +210,8 @@ BEGIN
                                       to_char(month, 'YYYY-MM'), suffix));
                 created := created + 1;
             EXCEPTION
-                -- Another process created them first.
-                WHEN duplicate_table OR unique_violation THEN NULL;
+                -- Another process created them first: its table, its row type or its catalog rows.
+                WHEN duplicate_table OR duplicate_object OR unique_violation THEN NULL;
             END;
         END IF;
         month := month + interval '1 month';

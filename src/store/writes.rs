@@ -99,7 +99,16 @@ impl ReportColumns {
     }
 }
 
-/// Stores a batch of reports in one transaction and returns how many were new.
+/// Instances a transaction locks at most. Each lock takes a slot of PostgreSQL's shared lock table,
+/// which holds `max_locks_per_transaction` (64) times `max_connections` (100) slots by default for
+/// every session together; a request carrying reports of thousands of instances must not exhaust it.
+const MAX_INSTANCES_PER_TRANSACTION: usize = 1000;
+
+/// Stores a batch of reports and returns how many were new: in one transaction, or for a batch of
+/// more than [`MAX_INSTANCES_PER_TRANSACTION`] instances in one per that many instances (a request
+/// that big is generated history or abuse; real clients send one instance's reports). A failure
+/// part-way leaves the earlier transactions committed, which is safe: the caller's retry, or the
+/// client's re-send, finds those reports stored and changes nothing.
 ///
 /// Set-based statements, whatever the batch size. The first takes each instance's lock, so that
 /// concurrent batches of one instance store its reports one after the other. The second inserts
@@ -109,16 +118,37 @@ impl ReportColumns {
 /// instances, with late or out-of-order reports or a concurrent batch in between, two more
 /// statements drop and re-derive the upgrades from the earliest new report on, so no false
 /// downgrade or duplicate upgrade is left behind. A batch that arrives in a month without its
-/// partition of `reports` creates it and is written again.
+/// partitions creates them and is written again.
 pub async fn insert_reports<'a>(
     pool: &PgPool,
     reports: impl IntoIterator<Item = &'a NewReport>,
 ) -> Result<u64, StoreError> {
-    let reports: Vec<&NewReport> = reports.into_iter().collect();
-    match insert_reports_once(pool, &reports).await {
+    let mut reports: Vec<&NewReport> = reports.into_iter().collect();
+    let mut instances: Vec<uuid::Uuid> = reports.iter().map(|new| new.report.instance_id).collect();
+    instances.sort_unstable();
+    instances.dedup();
+    if instances.len() <= MAX_INSTANCES_PER_TRANSACTION {
+        return insert_reports_creating_partitions(pool, &reports).await;
+    }
+    reports.sort_by_key(|new| new.report.instance_id);
+    let mut inserted = 0;
+    for bounds in instances.chunks(MAX_INSTANCES_PER_TRANSACTION) {
+        let (first, last) = (bounds[0], bounds[bounds.len() - 1]);
+        let start = reports.partition_point(|new| new.report.instance_id < first);
+        let end = reports.partition_point(|new| new.report.instance_id <= last);
+        inserted += insert_reports_creating_partitions(pool, &reports[start..end]).await?;
+    }
+    Ok(inserted)
+}
+
+async fn insert_reports_creating_partitions(
+    pool: &PgPool,
+    reports: &[&NewReport],
+) -> Result<u64, StoreError> {
+    match insert_reports_once(pool, reports).await {
         Err(error) if partitions::is_missing_partition(&error) => {
             partitions::create_partitions_for(pool, reports.iter().copied()).await?;
-            insert_reports_once(pool, &reports).await
+            insert_reports_once(pool, reports).await
         }
         other => other,
     }

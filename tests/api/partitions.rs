@@ -306,3 +306,26 @@ async fn the_migration_keeps_every_row_of_a_database_the_release_filled() {
     assert!(months.len() >= 3, "the history spans months: {months:?}");
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_request_with_reports_of_more_instances_than_the_lock_table_holds_is_stored() {
+    let app = TestApp::spawn().await;
+    // PostgreSQL's shared lock table holds 64 × (max_connections + a few) entries by default, about
+    // 7,000 here: one transaction locking every instance of this request would run out of it.
+    let reports: Vec<serde_json::Value> = (0..40_000u32)
+        .map(|n| {
+            serde_json::json!({
+                "id": uuid::Uuid::new_v4(),
+                "createTime": "2026-11-30T10:00:00Z",
+                "instanceId": uuid::Uuid::new_v4(),
+                "productFamily": "PRODUCT_FAMILY_PS",
+                "metrics": [{"key": "pillar_version", "value": format!("8.0.{}", n % 40)}],
+            })
+        })
+        .collect();
+    let body = serde_json::json!({ "reports": reports }).to_string();
+    let response = app.post_report(body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.count("reports").await, 40_000);
+    assert_eq!(app.count("instances").await, 40_000);
+}
