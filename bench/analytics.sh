@@ -43,9 +43,10 @@ started=$(date +%s)
 DATABASE_URL=$BENCH_URL "$BIN" generate --instances "$RAW_INSTANCES" --days "$DAYS" --seed "$SEED"
 generate_s=$(seconds_since "$started")
 psql_q -c "VACUUM ANALYZE"
+# reports is partitioned: the parent has no storage, its size is the sum of its partitions'.
 read -r raw_reports raw_days reports_bytes raw_db_bytes days_bytes <<<"$(psql_q -F ' ' -c "
     SELECT (SELECT count(*) FROM reports), (SELECT count(*) FROM analytics.instance_days),
-           pg_total_relation_size('reports'), pg_database_size(current_database()),
+           (SELECT sum(total_bytes) FROM report_partitions), pg_database_size(current_database()),
            pg_total_relation_size('analytics.instance_days')")"
 target_days=$(( INSTANCES * DAYS ))
 copies=$(( (target_days + raw_days - 1) / raw_days - 1 ))

@@ -1,7 +1,8 @@
-//! Open-loop load generator for `bench/ingest.sh` and `bench/faults.sh`: sends fresh GenericReports at a
-//! fixed rate (latency is measured from each request's scheduled start, so a slow server cannot hide
-//! its queueing), and writes every acknowledged report id to a file so a script can check that the
-//! database holds each one.
+//! Open-loop load generator for `bench/ingest.sh`, `bench/faults.sh` and `bench/growth.sh`: sends fresh
+//! GenericReports at a fixed rate (latency is measured from each request's scheduled start, so a slow
+//! server cannot hide its queueing), and writes every acknowledged report id to a file so a script can
+//! check that the database holds each one. With `--interval-seconds` it also summarises each interval
+//! of the run on a line of its own, for runs long enough to drift.
 //!
 //! cargo run --release --example loadgen -- --url http://127.0.0.1:8080 --rate 1000 --seconds 30
 
@@ -42,6 +43,11 @@ struct Args {
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
+    /// Also print a LOADGEN_INTERVAL line for every this many seconds of the run (0: none). A request
+    /// counts in the interval it was scheduled in, not the one its answer came in, so a slow interval
+    /// shows its own queueing instead of passing it on to the next one.
+    #[arg(long, default_value_t = 0)]
+    interval_seconds: u64,
 }
 
 fn fixture(name: &str) -> Value {
@@ -145,12 +151,61 @@ fn build_body(template: &Template, random: &mut SplitMix, args: &Args) -> (Uuid,
     (report_id, template.fill(&values))
 }
 
+/// What the requests of the whole run, or of one interval, came to.
 #[derive(Default)]
-struct Outcome {
+struct Tally {
     latencies_us: Vec<u64>,
     statuses: BTreeMap<u16, u64>,
     errors: u64,
+    skipped: u64,
+}
+
+impl Tally {
+    /// The result line's fields after its label; sorts the latencies.
+    fn fields(&mut self) -> String {
+        self.latencies_us.sort_unstable();
+        let latencies = &self.latencies_us;
+        let percentile = |p: f64| -> f64 {
+            if latencies.is_empty() {
+                return 0.0;
+            }
+            let index =
+                ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+            latencies[index] as f64 / 1000.0
+        };
+        let statuses: Vec<String> = self
+            .statuses
+            .iter()
+            .map(|(status, count)| format!("{status}:{count}"))
+            .collect();
+        let sent: u64 = self.statuses.values().sum::<u64>() + self.errors;
+        format!(
+            "sent={sent} ok={} statuses={} errors={} skipped={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+            self.statuses.get(&200).copied().unwrap_or(0),
+            statuses.join(","),
+            self.errors,
+            self.skipped,
+            percentile(0.50),
+            percentile(0.99),
+            latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
+        )
+    }
+}
+
+#[derive(Default)]
+struct Outcome {
+    run: Tally,
+    /// By interval index; empty without `--interval-seconds`.
+    intervals: BTreeMap<u64, Tally>,
     acknowledged: Vec<Uuid>,
+}
+
+impl Outcome {
+    /// The run's tally, and the interval's when intervals are asked for.
+    fn tallies(&mut self, interval: Option<u64>) -> impl Iterator<Item = &mut Tally> {
+        let interval = interval.map(|index| self.intervals.entry(index).or_default());
+        std::iter::once(&mut self.run).chain(interval)
+    }
 }
 
 #[tokio::main]
@@ -174,11 +229,16 @@ async fn main() {
     let period = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let end = Instant::now() + Duration::from_secs(args.seconds);
+    let start = Instant::now();
+    let end = start + Duration::from_secs(args.seconds);
+    let interval_of = |scheduled: Instant| {
+        (args.interval_seconds > 0)
+            .then(|| scheduled.saturating_duration_since(start).as_secs() / args.interval_seconds)
+    };
     let mut tasks = tokio::task::JoinSet::new();
-    let mut skipped = 0u64;
     while Instant::now() < end {
         let scheduled = ticker.tick().await.into_std();
+        let interval = interval_of(scheduled);
         let template = if random.unit() < args.pmm_share {
             &pmm
         } else {
@@ -186,7 +246,9 @@ async fn main() {
         };
         let (report_id, body) = build_body(template, &mut random, &args);
         let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-            skipped += 1;
+            for tally in outcome.lock().await.tallies(interval) {
+                tally.skipped += 1;
+            }
             continue;
         };
         let (client, url, outcome) = (client.clone(), url.clone(), outcome.clone());
@@ -199,18 +261,23 @@ async fn main() {
                 .await;
             let elapsed = scheduled.elapsed().as_micros() as u64;
             let mut outcome = outcome.lock().await;
-            match result {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    *outcome.statuses.entry(status).or_default() += 1;
-                    if status == 200 {
-                        outcome.latencies_us.push(elapsed);
-                        outcome.acknowledged.push(report_id);
-                    }
-                }
+            let status = match result {
+                Ok(response) => Some(response.status().as_u16()),
                 Err(error) => {
-                    outcome.errors += 1;
                     eprintln!("request failed: {error:?}");
+                    None
+                }
+            };
+            if status == Some(200) {
+                outcome.acknowledged.push(report_id);
+            }
+            for tally in outcome.tallies(interval) {
+                match status {
+                    Some(status) => *tally.statuses.entry(status).or_default() += 1,
+                    None => tally.errors += 1,
+                }
+                if status == Some(200) {
+                    tally.latencies_us.push(elapsed);
                 }
             }
             drop(permit);
@@ -220,30 +287,16 @@ async fn main() {
     while tasks.join_next().await.is_some() {}
 
     let mut outcome = outcome.lock().await;
-    outcome.latencies_us.sort_unstable();
-    let percentile = |p: f64| -> f64 {
-        let latencies = &outcome.latencies_us;
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[index] as f64 / 1000.0
-    };
-    let statuses: Vec<String> = outcome
-        .statuses
-        .iter()
-        .map(|(status, count)| format!("{status}:{count}"))
-        .collect();
-    let sent: u64 = outcome.statuses.values().sum::<u64>() + outcome.errors;
-    println!(
-        "LOADGEN_RESULT sent={sent} ok={} statuses={} errors={} skipped={skipped} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
-        outcome.statuses.get(&200).copied().unwrap_or(0),
-        statuses.join(","),
-        outcome.errors,
-        percentile(0.50),
-        percentile(0.99),
-        outcome.latencies_us.last().copied().unwrap_or(0) as f64 / 1000.0,
-    );
+    let seconds = args.interval_seconds;
+    for (index, tally) in &mut outcome.intervals {
+        println!(
+            "LOADGEN_INTERVAL index={index} from_s={} to_s={} {}",
+            index * seconds,
+            ((index + 1) * seconds).min(args.seconds),
+            tally.fields()
+        );
+    }
+    println!("LOADGEN_RESULT {}", outcome.run.fields());
     if let Some(path) = &args.acknowledged_out {
         let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("output file"));
         for id in &outcome.acknowledged {
