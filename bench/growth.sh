@@ -63,10 +63,13 @@ prefill() { sql "$PREFILL_URL" "$@"; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 now_s() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now_s)" 'BEGIN{printf "%.1f", b - a}'; }
-# The partitions' own size, PostgreSQL's way of counting it: heap + TOAST, and indexes.
+# The months' own size, PostgreSQL's way of counting it: heap + TOAST, and indexes, of the reports'
+# rows and of their key lists and long metric values (report_metric_values) together.
 partition_sizes() {
-    "$@" -F ' ' -c "SELECT coalesce(sum(pg_table_size(partition::regclass)), 0),
-                           coalesce(sum(pg_indexes_size(partition::regclass)), 0) FROM report_partitions"
+    "$@" -F ' ' -c "SELECT coalesce(sum(pg_table_size(t)), 0), coalesce(sum(pg_indexes_size(t)), 0)
+                    FROM report_partitions,
+                         LATERAL (VALUES (partition::regclass), (to_regclass(values_partition))) AS m(t)
+                    WHERE t IS NOT NULL"
 }
 
 for tool in psql pg_ctlcluster pg_isready curl; do
@@ -169,9 +172,7 @@ else
     needed_mb=$(( INSTANCES * DAYS * 1000 * 2 / 1048576 + 8192 ))
     [ "$free_mb" -ge "$needed_mb" ] || { echo "not enough disk: about $needed_mb MB needed, $free_mb MB free"; exit 1; }
     admin -c "DROP DATABASE IF EXISTS $PREFILL_DB WITH (FORCE)" >/dev/null
-    # Every month's partition before the first batch: concurrent batches that each find their month
-    # missing race to create it, and the loser fails with "type reports_YYYY_MM already exists"
-    # (duplicate_object, which create_report_partitions() does not catch).
+    # Every month's partitions before the first batch, rather than by the first batch of each month.
     DATABASE_URL=$PREFILL_URL RUST_LOG=warn "$BIN" migrate >/dev/null
     prefill -c "SELECT create_report_partitions(date '$end_date' - $((DAYS - 1)), now())" >/dev/null
     started=$(now_s)
@@ -200,20 +201,31 @@ echo "   $prefill_note"
 
 echo "== bytes per report in the pre-filled database"
 read -r prefill_rows table_bytes index_bytes <<<"$(prefill -F ' ' -c "SELECT count(*) FROM reports") $(partition_sizes prefill)"
-# Per family: the stored row (pg_column_size of the whole row counts each value as stored, compressed
-# or not, TOAST included) scaled by the heap's and TOAST's overhead over those rows (page and tuple
-# headers, free space, TOAST chunks), plus the index bytes per report, the same for every family.
+# Per family: the stored rows of report_rows and of report_metric_values (pg_column_size of the whole
+# row counts each value as stored, compressed or not, TOAST included) over the family's reports,
+# scaled by the heap's and TOAST's overhead over all rows (page and tuple headers, free space, TOAST
+# chunks), plus the index bytes per report, the same for every family.
 by_family() {
     "$@" -F ' ' -c "
-    WITH per_family AS (
+    WITH families AS (
+        SELECT DISTINCT ON (instance_id) instance_id,
+               CASE WHEN product_family = 'PRODUCT_FAMILY_PMM' THEN 'PMM' ELSE 'agent' END AS family
+        FROM instances ORDER BY instance_id, product_family
+    ),
+    per_family AS (
         SELECT CASE WHEN product_family = 'PRODUCT_FAMILY_PMM' THEN 'PMM' ELSE 'agent' END AS family,
                count(*) AS reports, sum(pg_column_size(r.*)) AS row_bytes
-        FROM reports r GROUP BY 1
+        FROM report_rows r GROUP BY 1
+    ),
+    values_per_family AS (
+        SELECT f.family, sum(pg_column_size(v.*)) AS value_bytes
+        FROM report_metric_values v JOIN families f USING (instance_id) GROUP BY 1
     )
-    SELECT family, reports, round(row_bytes / reports),
-           round(row_bytes / reports * $table_bytes / (SELECT sum(row_bytes) FROM per_family)
+    SELECT family, reports, round((row_bytes + coalesce(value_bytes, 0)) / reports),
+           round((row_bytes + coalesce(value_bytes, 0)) / reports * $table_bytes
+                     / ((SELECT sum(row_bytes) FROM per_family) + (SELECT coalesce(sum(value_bytes), 0) FROM values_per_family))
                  + $index_bytes::numeric / (SELECT sum(reports) FROM per_family))
-    FROM per_family ORDER BY family"
+    FROM per_family LEFT JOIN values_per_family USING (family) ORDER BY family"
 }
 family_sizes=$(by_family prefill)
 prefill_total_per_report=$(( (table_bytes + index_bytes) / prefill_rows ))
