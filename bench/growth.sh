@@ -31,8 +31,7 @@ DAYS=${DAYS:-100}
 SEED=${SEED:-1}
 # The generator writes each day in batches of disjoint installations, CONCURRENCY at a time. On
 # 2 cores, 20,000 installations x 4 days: 500 x 4 wrote 7,300 reports/s, 1,000 x 4 6,700, 500 x 8
-# 5,900, generate's default 5,000 x 2 1,600 to 3,000; 10,000 x 2 failed (out of shared memory: one
-# advisory lock per installation in a batch fills the lock table).
+# 5,900, generate's default 5,000 x 2 1,600 to 3,000.
 BATCH_SIZE=${BATCH_SIZE:-500}
 CONCURRENCY=${CONCURRENCY:-4}
 RATE=${RATE:?set RATE to half the maximum from bench/ingest.sh}
