@@ -1,5 +1,6 @@
-//! The retention job: on a schedule, bring the analytics rollups up to date, then delete raw
-//! reports that arrived more than `RETENTION_DAYS` ago.
+//! The retention job: on a schedule, create the partitions of the coming months, bring the analytics
+//! rollups up to date, then remove raw reports that arrived more than `RETENTION_DAYS` ago (whole
+//! months dropped, the rest of the month the cutoff falls in deleted: `store::expiry`).
 //!
 //! Nothing is lost by the deletion: ingest folds every report into `analytics.instance_days` in the
 //! same transaction that stores it, and the daily rollups are rebuilt from there before any report
@@ -14,7 +15,7 @@ use sqlx::PgPool;
 use crate::observability;
 use crate::store::{self, RollupRefresh, StoreError};
 
-/// Reports deleted per transaction.
+/// Reports deleted per transaction, in the month the cutoff falls in.
 const DELETE_CHUNK: i64 = 10_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
