@@ -1,9 +1,11 @@
 //! All SQL lives here, by concern: connecting (and creating the database) and migrations here and in
 //! `connect`; the set-based batch write that stores reports, upserts their instances and keeps the
 //! upgrade history consistent (`writes`, its statements in `queries/`); the rollup refresh
-//! (`rollups`); the expiry of raw reports (`expiry`); and what the statistics page reads (`read`).
+//! (`rollups`); the expiry of raw reports (`expiry`); what the statistics page reads (`read`); and
+//! spreading the tables over a Citus cluster (`distribute`).
 
 mod connect;
+mod distribute;
 mod expiry;
 mod read;
 mod rollups;
@@ -12,6 +14,7 @@ mod writes;
 use sqlx::PgPool;
 
 pub use connect::{DatabaseSettings, connect};
+pub use distribute::{Distribution, distribute, is_distributed};
 pub use expiry::delete_reports_received_before;
 pub use read::{
     CountryCount, DatabaseLine, FeatureAdoption, StatsRollups, WeeklyActivity, WeeklyVersion,
@@ -36,6 +39,16 @@ pub enum StoreError {
     },
     #[error("could not apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "this PostgreSQL server has no citus extension (pg_available_extensions); --distribute needs a Citus coordinator"
+    )]
+    NoCitus,
+    #[error("could not distribute {table} with Citus: {source}")]
+    Distribute {
+        table: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("database error: {0}")]
     Query(#[source] sqlx::Error),
 }

@@ -1,0 +1,131 @@
+//! Spreading the tables over a Citus cluster (`telemetry-server migrate --distribute`): the
+//! per-instance tables are sharded by `instance_id` and co-located, so that everything one instance
+//! writes lands on one shard; the small tables the refresh and the statistics page share become
+//! reference tables, copied to every node. The schema is the same as on one PostgreSQL server.
+//!
+//! These statements name Citus' own functions and catalogue, which a plain PostgreSQL does not
+//! have, so they are checked when they run rather than at build time as the other queries are.
+
+use sqlx::PgPool;
+
+use super::StoreError;
+
+/// Sharded by `instance_id`, co-located with `instances`. `analytics.instance_days` must come before
+/// `upgrades`: Citus refuses to distribute a table that shares a view (`analytics.upgrade_paths`)
+/// with a table it does not know yet.
+const DISTRIBUTED: [&str; 4] = [
+    "instances",
+    "reports",
+    "analytics.instance_days",
+    "upgrades",
+];
+
+/// Copied to every node: written by the rollup refresh (or noted by ingest in `stale_days`), read by
+/// the views and the statistics page, a few rows per day at most.
+const REFERENCE: [&str; 11] = [
+    "analytics.rollup_state",
+    "analytics.stale_days",
+    "analytics.daily_activity",
+    "analytics.daily_versions",
+    "analytics.daily_countries",
+    "analytics.daily_new_instances",
+    "analytics.daily_pmm_features",
+    "analytics.daily_pmm_usage",
+    "analytics.daily_monitored_databases",
+    "analytics.daily_monitored_database_lines",
+    "analytics.period_activity",
+];
+
+/// What one run of [`distribute`] did: the tables it distributed now, and those that already were.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Distribution {
+    pub distributed: Vec<&'static str>,
+    pub already: Vec<&'static str>,
+}
+
+impl std::fmt::Display for Distribution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.distributed.is_empty() {
+            write!(f, "every table was already distributed")
+        } else {
+            write!(
+                f,
+                "distributed {} ({} already were)",
+                self.distributed.join(", "),
+                self.already.len()
+            )
+        }
+    }
+}
+
+/// Creates the `citus` extension if needed and distributes every table that is not distributed
+/// yet; a second run changes nothing. Fails without touching anything when the server has no
+/// Citus. Tables that hold rows keep them: Citus copies them into the shards, and the local copy
+/// left on the coordinator is then emptied.
+pub async fn distribute(pool: &PgPool) -> Result<Distribution, StoreError> {
+    let available: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT FROM pg_available_extensions WHERE name = 'citus')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !available {
+        return Err(StoreError::NoCitus);
+    }
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS citus")
+        .execute(pool)
+        .await?;
+
+    let mut done = Distribution::default();
+    let tables = DISTRIBUTED
+        .iter()
+        .map(|table| (*table, true))
+        .chain(REFERENCE.iter().map(|table| (*table, false)));
+    for (table, sharded) in tables {
+        if is_citus_table(pool, table).await? {
+            done.already.push(table);
+            continue;
+        }
+        let create = if sharded {
+            "SELECT create_distributed_table($1, 'instance_id', colocate_with => \
+             CASE WHEN $1 = 'instances' THEN 'default' ELSE 'instances' END)"
+        } else {
+            "SELECT create_reference_table($1)"
+        };
+        sqlx::query(create)
+            .bind(table)
+            .execute(pool)
+            .await
+            .map_err(|source| StoreError::Distribute { table, source })?;
+        sqlx::query("SELECT truncate_local_data_after_distributing_table($1)")
+            .bind(table)
+            .execute(pool)
+            .await
+            .map_err(|source| StoreError::Distribute { table, source })?;
+        tracing::info!(table, sharded, "distributed with Citus");
+        done.distributed.push(table);
+    }
+    Ok(done)
+}
+
+/// True when the database is distributed with Citus, so that ingest takes the path that keeps each
+/// statement on one shard.
+pub async fn is_distributed(pool: &PgPool) -> Result<bool, StoreError> {
+    let citus: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")
+            .fetch_one(pool)
+            .await?;
+    if !citus {
+        return Ok(false);
+    }
+    is_citus_table(pool, "reports").await
+}
+
+async fn is_citus_table(pool: &PgPool, table: &str) -> Result<bool, StoreError> {
+    let known = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = to_regclass($1))",
+    )
+    .bind(table)
+    .fetch_one(pool)
+    .await?;
+    Ok(known)
+}
