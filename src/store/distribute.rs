@@ -59,12 +59,14 @@ impl std::fmt::Display for Distribution {
 }
 
 /// Creates the `citus` extension if needed and distributes every table that is not distributed
-/// yet; a second run changes nothing. Fails without touching anything when the server has no
-/// Citus. Tables that hold rows keep them: Citus copies them into the shards, and the local copy
+/// yet; a second run changes nothing. Fails without touching anything when the server does not
+/// run Citus. Tables that hold rows keep them: Citus copies them into the shards, and the local copy
 /// left on the coordinator is then emptied.
 pub async fn distribute(pool: &PgPool) -> Result<Distribution, StoreError> {
+    // Installed is not enough: Citus works only when the server loaded it at start.
     let available: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT FROM pg_available_extensions WHERE name = 'citus')",
+        "SELECT EXISTS (SELECT FROM pg_available_extensions WHERE name = 'citus') \
+         AND 'citus' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))",
     )
     .fetch_one(pool)
     .await?;

@@ -40,7 +40,7 @@ pub enum StoreError {
     #[error("could not apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(
-        "this PostgreSQL server has no citus extension (pg_available_extensions); --distribute needs a Citus coordinator"
+        "this PostgreSQL server does not run Citus (the citus extension installed and in shared_preload_libraries); --distribute needs a Citus coordinator"
     )]
     NoCitus,
     #[error("could not distribute {table} with Citus: {source}")]

@@ -1,0 +1,403 @@
+//! The service on a Citus 13.2 cluster (CITUS_DATABASE_URL, a coordinator whose workers are
+//! registered; scripts/test starts one from ../shared/citus): the tables distributed by
+//! `migrate --distribute`, ingest of every client's fixtures, re-sends and out-of-order upgrades,
+//! two service processes at once, analytics, retention and /stats giving what one PostgreSQL server
+//! gives for the same history, and the hot statements kept on one shard. Without a cluster every
+//! test here prints that it skipped and passes.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use chrono::{Days, NaiveDate, Utc};
+use common::binary::{Service, run_command};
+use common::{TestApp, TestDatabase, fixture};
+use serde_json::{Value, json};
+use sqlx::{AssertSqlSafe, PgPool};
+use telemetry_server::store::{self, StoreError};
+use telemetry_server::synthetic::{Settings, Simulation};
+use uuid::Uuid;
+
+const PMM: &str = "PRODUCT_FAMILY_PMM";
+
+fn report(id: u128, instance: u128, created: &str, version: &str) -> Value {
+    json!({
+        "id": Uuid::from_u128(id).to_string(),
+        "createTime": created,
+        "instanceId": Uuid::from_u128(instance).to_string(),
+        "productFamily": PMM,
+        "metrics": [{"key": "PMMServerVersion", "value": version}, {"key": "DistributionMethod", "value": "DOCKER"}]
+    })
+}
+
+fn request(reports: &[Value]) -> String {
+    json!({ "reports": reports }).to_string()
+}
+
+async fn post(base_url: &str, body: String) {
+    let response = reqwest::Client::new()
+        .post(format!("{base_url}/v1/telemetry/GenericReport"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request reaches the service");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert_eq!((status, text.as_str()), (200, "{}"), "the report is stored");
+}
+
+/// The version history of one instance, sent in `order` (indexes into the history).
+fn history(instance: u128, order: &[usize]) -> Vec<Value> {
+    let versions = [
+        ("2025-01-01T00:00:00Z", "3.9.1"),
+        ("2025-02-01T00:00:00Z", "3.9.1"),
+        ("2025-03-01T00:00:00Z", "3.10.0"),
+        ("2025-04-01T00:00:00Z", "3.11.0"),
+    ];
+    order
+        .iter()
+        .map(|&i| {
+            report(
+                instance * 100 + i as u128,
+                instance,
+                versions[i].0,
+                versions[i].1,
+            )
+        })
+        .collect()
+}
+
+/// What every test here sends, in this order: the fixtures of each client, an instance's history
+/// in order, newest first one report at a time, shuffled in one request, a real downgrade, one
+/// request with forty instances (every shard), and all of it once more (re-sends).
+fn scenario() -> Vec<String> {
+    let mut requests: Vec<String> = [
+        "pmm-generic-report-1.json",
+        "pmm-generic-report-2-batched.json",
+        "telemetry-agent-ps.json",
+        "call-home-install-postgresql.json",
+        "everest-report.json",
+    ]
+    .iter()
+    .map(|name| String::from_utf8(fixture(name)).unwrap())
+    .collect();
+    requests.extend(
+        history(1, &[0, 1, 2, 3])
+            .iter()
+            .map(|r| request(std::slice::from_ref(r))),
+    );
+    requests.extend(
+        history(2, &[3, 0, 2, 1])
+            .iter()
+            .map(|r| request(std::slice::from_ref(r))),
+    );
+    requests.push(request(&history(3, &[2, 0, 3, 1])));
+    requests.push(request(&[
+        report(401, 4, "2025-01-01T00:00:00Z", "3.10.0"),
+        report(402, 4, "2025-01-02T00:00:00Z", "3.9.1"),
+    ]));
+    let many: Vec<Value> = (10..50)
+        .map(|instance| report(instance * 100, instance, "2025-05-01T00:00:00Z", "3.2.0"))
+        .collect();
+    requests.push(request(&many));
+    let resent = requests.clone();
+    requests.extend(resent);
+    requests
+}
+
+/// Every stored row, in a canonical text form, without what depends on the moment of arrival.
+async fn durable_state(pool: &PgPool) -> String {
+    let mut out = String::new();
+    for query in [
+        "SELECT instance_id, product_family, first_seen, last_seen, first_day, version, version_seen_at, \
+         country_code, country_seen_at, report_count FROM instances",
+        "SELECT instance_id, report_id, product_family, created_at, version, country_code, \
+         up_duration_seconds, protocol, metrics FROM reports",
+        "SELECT * FROM upgrades",
+        "SELECT * FROM analytics.instance_days",
+    ] {
+        let rows: String = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM ({query}) t"
+        )))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        out.push_str(&rows);
+        out.push_str("\n--\n");
+    }
+    out
+}
+
+async fn upgrades(pool: &PgPool, instance: u128) -> Vec<(String, String, bool)> {
+    sqlx::query_as(
+        "SELECT from_version, to_version, is_downgrade FROM upgrades WHERE instance_id = $1 ORDER BY upgraded_at",
+    )
+    .bind(Uuid::from_u128(instance))
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+fn expected_history() -> Vec<(String, String, bool)> {
+    vec![
+        ("3.9.1".into(), "3.10.0".into(), false),
+        ("3.10.0".into(), "3.11.0".into(), false),
+    ]
+}
+
+#[tokio::test]
+async fn distribute_shards_by_instance_and_a_second_run_changes_nothing() {
+    let Some(database) = TestDatabase::citus_distributed("distribute_twice").await else {
+        return;
+    };
+    let tables: Vec<(String, String, i32)> = sqlx::query_as(
+        "SELECT logicalrelid::text, partmethod::text, colocationid FROM pg_dist_partition ORDER BY 1",
+    )
+    .fetch_all(&database.pool)
+    .await
+    .unwrap();
+    let colocation = |name: &str| tables.iter().find(|t| t.0 == name).unwrap().2;
+    let sharded: Vec<&str> = tables
+        .iter()
+        .filter(|t| t.1 == "h")
+        .map(|t| t.0.as_str())
+        .collect();
+    assert_eq!(
+        sharded,
+        [
+            "analytics.instance_days",
+            "instances",
+            "reports",
+            "upgrades"
+        ]
+    );
+    for table in &sharded {
+        assert_eq!(
+            colocation(table),
+            colocation("instances"),
+            "{table} co-located"
+        );
+    }
+    assert_eq!(
+        tables.iter().filter(|t| t.1 == "n").count(),
+        11,
+        "{tables:?}"
+    );
+
+    let again = store::distribute(&database.pool).await.unwrap();
+    assert!(again.distributed.is_empty(), "{again:?}");
+    assert_eq!(again.already.len(), 15);
+    database.cleanup().await;
+}
+
+/// `migrate --distribute` is the documented way; on a server without Citus it says so and fails.
+#[tokio::test]
+async fn migrate_distribute_runs_on_citus_and_refuses_plain_postgresql() {
+    let plain = TestDatabase::migrated().await;
+    assert!(matches!(
+        store::distribute(&plain.pool).await,
+        Err(StoreError::NoCitus)
+    ));
+    let (ok, output) = run_command(
+        "migrate --distribute",
+        &[("DATABASE_URL", plain.url.clone())],
+    )
+    .await;
+    assert!(!ok, "{output}");
+    assert!(output.contains("does not run Citus"), "{output}");
+    plain.cleanup().await;
+
+    let Some(database) = TestDatabase::citus_distributed("migrate_distribute").await else {
+        return;
+    };
+    let (ok, output) = run_command(
+        "migrate --distribute",
+        &[("DATABASE_URL", database.url.clone())],
+    )
+    .await;
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("every table was already distributed"),
+        "{output}"
+    );
+    database.cleanup().await;
+}
+
+#[tokio::test]
+async fn ingest_on_citus_stores_what_one_server_stores() {
+    let Some(citus) = TestApp::spawn_citus("ingest", |_| {}).await else {
+        return;
+    };
+    let plain = TestApp::spawn().await;
+    for body in scenario() {
+        post(&plain.base_url, body.clone()).await;
+        post(&citus.base_url, body).await;
+    }
+    let state = durable_state(&citus.pool).await;
+    assert_eq!(state, durable_state(&plain.pool).await);
+    assert!(state.contains("ca11b4b3-c378-49d3-85c5-2828f1e32f11"));
+    for instance in [1, 2, 3] {
+        assert_eq!(upgrades(&citus.pool, instance).await, expected_history());
+    }
+    assert_eq!(
+        upgrades(&citus.pool, 4).await,
+        [("3.10.0".into(), "3.9.1".into(), true)]
+    );
+    plain.cleanup().await;
+    citus.cleanup().await;
+}
+
+/// Two service processes on one Citus database, each sent every other report of the same
+/// instances at the same time, end up with each report once and the upgrade history as if one
+/// process had stored them in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_service_processes_at_once() {
+    let Some(database) = TestDatabase::citus_distributed("two_services").await else {
+        return;
+    };
+    let env = [("DATABASE_URL", database.url.clone())];
+    let (first, second) = tokio::join!(Service::start(&env), Service::start(&env));
+    let bases = [first.port, second.port].map(|port| format!("http://127.0.0.1:{port}"));
+    let instances: Vec<u128> = (1000..1040).collect();
+    let mut senders = tokio::task::JoinSet::new();
+    for (n, base) in bases.iter().enumerate() {
+        let base = base.clone();
+        let instances = instances.clone();
+        senders.spawn(async move {
+            // Newest first from one process, oldest first from the other: out of order on purpose.
+            let order: &[usize] = if n == 0 { &[3, 1] } else { &[0, 2] };
+            for instance in instances {
+                for report in history(instance, order) {
+                    post(&base, request(&[report])).await;
+                }
+            }
+        });
+    }
+    while let Some(sent) = senders.join_next().await {
+        sent.unwrap();
+    }
+    first.stop().await;
+    second.stop().await;
+    let reports: i64 = sqlx::query_scalar("SELECT count(*) FROM reports")
+        .fetch_one(&database.pool)
+        .await
+        .unwrap();
+    assert_eq!(reports, 4 * instances.len() as i64);
+    let counted: i64 = sqlx::query_scalar("SELECT sum(report_count)::bigint FROM instances")
+        .fetch_one(&database.pool)
+        .await
+        .unwrap();
+    assert_eq!(counted, reports);
+    for instance in instances {
+        assert_eq!(
+            upgrades(&database.pool, instance).await,
+            expected_history(),
+            "instance {instance}"
+        );
+    }
+    database.cleanup().await;
+}
+
+fn end_date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, 31).unwrap()
+}
+
+async fn load_history(pool: &PgPool, settings: &Settings) {
+    let mut simulation = Simulation::new(settings);
+    while let Some((_, day)) = simulation.next_day() {
+        for batch in day.chunks(500) {
+            store::insert_reports(pool, batch)
+                .await
+                .expect("batch stored");
+        }
+    }
+    store::refresh_rollups(pool, settings.end_date + Days::new(1))
+        .await
+        .expect("rollups refresh");
+}
+
+/// Every analysts' view, rollup and the statistics page's reads, as text; not when the rollups
+/// were refreshed or days noted for the next refresh.
+async fn analytics_state(pool: &PgPool) -> BTreeMap<String, String> {
+    let relations: Vec<String> = sqlx::query_scalar(
+        "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables \
+         WHERE table_schema = 'analytics' \
+           AND table_name NOT IN ('rollup_state', 'stale_days', 'snapshot_day') ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut state = BTreeMap::new();
+    for relation in relations {
+        let rows: String = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM {relation} t"
+        )))
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|error| panic!("{relation}: {error}"));
+        state.insert(relation, rows);
+    }
+    let mut stats = store::stats_rollups(pool, 52).await.unwrap();
+    stats.snapshot = stats
+        .snapshot
+        .map(|(day, _)| (day, chrono::DateTime::UNIX_EPOCH));
+    state.insert("/stats".into(), format!("{stats:?}"));
+    state
+}
+
+/// The same generated history on one server and on the cluster: every rollup and view, and what
+/// /stats reads, are equal; then the same retention on both, and they are still equal.
+#[tokio::test]
+async fn analytics_retention_and_stats_equal_one_server() {
+    let Some(citus) = TestDatabase::citus_distributed("analytics_equal").await else {
+        return;
+    };
+    let plain = TestDatabase::migrated().await;
+    let settings = Settings {
+        instances: 150,
+        days: 75,
+        end_date: end_date(),
+        seed: 7,
+        batch_size: 500,
+        concurrency: 2,
+    };
+    load_history(&plain.pool, &settings).await;
+    load_history(&citus.pool, &settings).await;
+    let one = analytics_state(&plain.pool).await;
+    let cluster = analytics_state(&citus.pool).await;
+    assert!(one["analytics.daily_activity"].lines().count() > 60);
+    for (relation, rows) in &one {
+        assert_eq!(&cluster[relation], rows, "{relation} differs on Citus");
+    }
+
+    // Generated reports arrive on their own days, so this keeps the last month of the history.
+    let cutoff = NaiveDate::from_ymd_opt(2026, 3, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let deleted = store::delete_reports_received_before(&plain.pool, cutoff, 1000)
+        .await
+        .unwrap();
+    assert!(deleted > 0);
+    assert_eq!(
+        store::delete_reports_received_before(&citus.pool, cutoff, 1000)
+            .await
+            .unwrap(),
+        deleted
+    );
+    let today = Utc::now().date_naive();
+    store::refresh_rollups(&plain.pool, today).await.unwrap();
+    store::refresh_rollups(&citus.pool, today).await.unwrap();
+    let one = analytics_state(&plain.pool).await;
+    let cluster = analytics_state(&citus.pool).await;
+    for (relation, rows) in &one {
+        assert_eq!(
+            &cluster[relation], rows,
+            "{relation} differs on Citus after retention"
+        );
+    }
+    plain.cleanup().await;
+    citus.cleanup().await;
+}
