@@ -200,8 +200,10 @@ impl Service {
         )
         .await?;
         store::migrate(&pool).await?;
+        let topology = store::Topology::of(&pool).await?;
+        tracing::info!(?topology, "database layout");
 
-        let (writer, writer_tasks) = Writer::start(pool.clone(), config.writer());
+        let (writer, writer_tasks) = Writer::start(pool.clone(), topology, config.writer());
         let stats = Arc::new(StatsCache::new(pool.clone(), config.stats_min_bucket)?);
         let state = Arc::new(AppState {
             pool,

@@ -14,7 +14,7 @@ use common::binary::{Service, run_command};
 use common::{TestApp, TestDatabase, fixture};
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, PgPool};
-use telemetry_server::store::{self, StoreError};
+use telemetry_server::store::{self, StoreError, Topology};
 use telemetry_server::synthetic::{Settings, Simulation};
 use uuid::Uuid;
 
@@ -304,10 +304,11 @@ fn end_date() -> NaiveDate {
 }
 
 async fn load_history(pool: &PgPool, settings: &Settings) {
+    let topology = Topology::of(pool).await.unwrap();
     let mut simulation = Simulation::new(settings);
     while let Some((_, day)) = simulation.next_day() {
         for batch in day.chunks(500) {
-            store::insert_reports(pool, batch)
+            store::insert_reports(pool, topology, batch)
                 .await
                 .expect("batch stored");
         }

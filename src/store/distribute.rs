@@ -7,6 +7,7 @@
 //! have, so they are checked when they run rather than at build time as the other queries are.
 
 use sqlx::PgPool;
+use sqlx::postgres::PgConnection;
 
 use super::StoreError;
 
@@ -109,17 +110,30 @@ pub async fn distribute(pool: &PgPool) -> Result<Distribution, StoreError> {
     Ok(done)
 }
 
-/// True when the database is distributed with Citus, so that ingest takes the path that keeps each
-/// statement on one shard.
-pub async fn is_distributed(pool: &PgPool) -> Result<bool, StoreError> {
-    let citus: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")
-            .fetch_one(pool)
-            .await?;
-    if !citus {
-        return Ok(false);
+/// How the tables are laid out, which decides how ingest groups its statements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topology {
+    /// One PostgreSQL server (or Citus with the tables not distributed): one set-based statement
+    /// per batch.
+    OneServer,
+    /// Distributed by [`distribute`]: a batch's statements are split by shard, so that each one
+    /// touches the shard of its instances only.
+    Citus,
+}
+
+impl Topology {
+    /// Asks the database; start-up does once, after the migrations.
+    pub async fn of(pool: &PgPool) -> Result<Self, StoreError> {
+        let citus: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")
+                .fetch_one(pool)
+                .await?;
+        Ok(if citus && is_citus_table(pool, "reports").await? {
+            Self::Citus
+        } else {
+            Self::OneServer
+        })
     }
-    is_citus_table(pool, "reports").await
 }
 
 async fn is_citus_table(pool: &PgPool, table: &str) -> Result<bool, StoreError> {
@@ -130,4 +144,20 @@ async fn is_citus_table(pool: &PgPool, table: &str) -> Result<bool, StoreError> 
     .fetch_one(pool)
     .await?;
     Ok(known)
+}
+
+/// The shard of each instance, in order: Citus' own hash of the distribution column, worked out on
+/// the coordinator without reaching a worker.
+pub(super) async fn shards_of(
+    connection: &mut PgConnection,
+    instances: &[uuid::Uuid],
+) -> Result<Vec<i64>, StoreError> {
+    let shards = sqlx::query_scalar(
+        "SELECT get_shard_id_for_distribution_column('instances', t.instance_id) \
+         FROM unnest($1::uuid[]) WITH ORDINALITY AS t(instance_id, n) ORDER BY t.n",
+    )
+    .bind(instances)
+    .fetch_all(connection)
+    .await?;
+    Ok(shards)
 }

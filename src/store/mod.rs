@@ -14,7 +14,7 @@ mod writes;
 use sqlx::PgPool;
 
 pub use connect::{DatabaseSettings, connect};
-pub use distribute::{Distribution, distribute, is_distributed};
+pub use distribute::{Distribution, Topology, distribute};
 pub use expiry::delete_reports_received_before;
 pub use read::{
     CountryCount, DatabaseLine, FeatureAdoption, StatsRollups, WeeklyActivity, WeeklyVersion,

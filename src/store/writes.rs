@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, PgPool};
 
-use super::StoreError;
+use super::distribute::shards_of;
+use super::{StoreError, Topology};
 use crate::report::Report;
 use crate::stored_metrics::{self, fits_text};
 use crate::typed_metrics::{TypedMetrics, array_literal};
@@ -110,14 +111,44 @@ impl ReportColumns {
 /// left behind.
 pub async fn insert_reports<'a>(
     pool: &PgPool,
+    topology: Topology,
     reports: impl IntoIterator<Item = &'a NewReport>,
 ) -> Result<u64, StoreError> {
     // Whatever stops us from getting a connection (refused, database closed to connections, pool
     // exhausted) means the database is unavailable, not that these reports are at fault.
     let mut tx = pool.begin().await.map_err(StoreError::Unavailable)?;
-    let inserted = insert_reports_in(&mut tx, reports).await?;
+    let inserted = insert_laid_out(&mut tx, topology, reports).await?;
     tx.commit().await?;
     Ok(inserted)
+}
+
+/// On Citus, the batch's statements run once per shard, each with the reports of that shard's
+/// instances only, so that every step of them touches one shard (docs/deployment.md, Citus). The
+/// shards go in ascending order, the same in every transaction, so that two batches take their
+/// instances' locks in one order.
+async fn insert_laid_out<'a>(
+    tx: &mut PgConnection,
+    topology: Topology,
+    reports: impl IntoIterator<Item = &'a NewReport>,
+) -> Result<u64, StoreError> {
+    match topology {
+        Topology::OneServer => insert_reports_in(tx, reports).await,
+        Topology::Citus => {
+            let reports: Vec<&NewReport> = reports.into_iter().collect();
+            let instances: Vec<uuid::Uuid> = reports.iter().map(|r| r.report.instance_id).collect();
+            let shards = shards_of(&mut *tx, &instances).await?;
+            let mut by_shard: std::collections::BTreeMap<i64, Vec<&NewReport>> =
+                std::collections::BTreeMap::new();
+            for (report, shard) in reports.into_iter().zip(shards) {
+                by_shard.entry(shard).or_default().push(report);
+            }
+            let mut inserted = 0;
+            for group in by_shard.into_values() {
+                inserted += insert_reports_in(tx, group).await?;
+            }
+            Ok(inserted)
+        }
+    }
 }
 
 /// Several groups of reports in one transaction, each group all or nothing: a group the database
@@ -125,12 +156,13 @@ pub async fn insert_reports<'a>(
 /// that broke a batch thus costs statements, not a commit (and its flush) per request.
 pub struct GroupedWrite {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    topology: Topology,
 }
 
 impl GroupedWrite {
-    pub async fn begin(pool: &PgPool) -> Result<Self, StoreError> {
+    pub async fn begin(pool: &PgPool, topology: Topology) -> Result<Self, StoreError> {
         let tx = pool.begin().await.map_err(StoreError::Unavailable)?;
-        Ok(Self { tx })
+        Ok(Self { tx, topology })
     }
 
     /// Stores one group within the transaction, or leaves the transaction as it was before.
@@ -139,7 +171,7 @@ impl GroupedWrite {
         reports: impl IntoIterator<Item = &'a NewReport>,
     ) -> Result<u64, StoreError> {
         let mut savepoint = self.tx.begin().await?;
-        let inserted = insert_reports_in(&mut savepoint, reports).await?;
+        let inserted = insert_laid_out(&mut savepoint, self.topology, reports).await?;
         savepoint.commit().await?;
         Ok(inserted)
     }
