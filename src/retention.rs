@@ -74,6 +74,10 @@ pub async fn run_once(
     keep_reports: Option<chrono::Duration>,
     now: DateTime<Utc>,
 ) -> Result<RetentionRun, RetentionError> {
+    // Each run keeps two months of partitions ahead, whatever else fails.
+    if let Err(error) = store::create_partitions_around(pool, now).await {
+        tracing::warn!(%error, "creating the partitions of reports ahead failed");
+    }
     let refresh = store::refresh_rollups(pool, now.date_naive()).await;
     observability::rollup_refresh(refresh.is_ok(), now);
     if let Err(error) = &refresh {
@@ -99,7 +103,8 @@ pub async fn run_once(
 }
 
 /// The job: a first run right away, then one per interval, forever. Aborting it at any point is
-/// safe: the refresh is one transaction and deletes go a chunk per transaction.
+/// safe: the refresh is one transaction, a partition is detached before it is dropped (and a later
+/// run drops what an interrupted one detached), and row deletes go a chunk per transaction.
 pub async fn run_every(pool: PgPool, keep_reports: Option<chrono::Duration>, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

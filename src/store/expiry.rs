@@ -1,18 +1,147 @@
-//! The expiry of raw reports after the retention period.
+//! The expiry of raw reports after the retention period: whole monthly partitions of `reports` are
+//! detached and dropped, and only the rows of the month the cutoff falls in are deleted one by one.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 
 use super::StoreError;
 
-/// Deletes raw reports that arrived before `cutoff`, a chunk per transaction so that ingest and
-/// vacuum keep up, and returns how many went. Their contribution stays in `analytics.instance_days`,
-/// which ingest writes in the same transaction as the report.
+/// Serialises the partition drops of every process that shares the database (two-key advisory lock
+/// namespace 7311; ingest's instance locks are in 7310).
+const EXPIRY_LOCK: (i32, i32) = (7311, 0);
+
+/// Removes the raw reports that arrived before `cutoff` and returns how many went. Every partition
+/// whose month ended by `cutoff` is detached (`DETACH PARTITION ... CONCURRENTLY`, so ingest and
+/// queries go on) and dropped: no row-by-row delete, no dead rows, the disk space back at once. The
+/// month the cutoff falls in loses its expired rows `chunk` at a time; that month is at most an
+/// hour of arrivals per hourly run. Their contribution stays in `analytics.instance_days`, which
+/// ingest writes in the same transaction as the report.
 ///
 /// The rollup refresh finds changed days through the reports received since it last ran; a report
-/// deleted before any refresh saw it (refreshes kept failing for the whole retention period) has
-/// its day noted in `analytics.stale_days` instead, so the next refresh still rebuilds it.
+/// removed before any refresh saw it (refreshes kept failing for the whole retention period) has its
+/// day noted in `analytics.stale_days` instead, so the next refresh still rebuilds it.
 pub async fn delete_reports_received_before(
+    pool: &PgPool,
+    cutoff: DateTime<Utc>,
+    chunk: i64,
+) -> Result<u64, StoreError> {
+    let dropped = drop_expired_partitions(pool, cutoff).await?;
+    let deleted = delete_expired_rows(pool, cutoff, chunk).await?;
+    Ok(dropped + deleted)
+}
+
+/// Drops the partitions that hold only expired reports and returns the reports they held. On a
+/// connection of its own, closed at the end: its session-level lock then cannot outlive the run,
+/// even a cancelled one.
+async fn drop_expired_partitions(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+    let options = pool.connect_options();
+    let mut conn = PgConnection::connect_with(&options)
+        .await
+        .map_err(StoreError::Unavailable)?;
+    let locked = sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_lock($1, $2) AS "locked!""#,
+        EXPIRY_LOCK.0,
+        EXPIRY_LOCK.1
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    // Another run is at it; what it leaves, the next run takes.
+    let dropped = if locked {
+        drop_partitions_on(&mut conn, cutoff).await
+    } else {
+        Ok(0)
+    };
+    conn.close().await.ok();
+    dropped
+}
+
+async fn drop_partitions_on(
+    conn: &mut PgConnection,
+    cutoff: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    // A run interrupted between detaching a partition and dropping it left the table behind,
+    // detached or still pending detach: finish the job first.
+    let leftovers = sqlx::query!(
+        r#"
+        SELECT c.relname::text AS "table!", i.inhdetachpending AS "detach_pending?"
+        FROM pg_class c
+        JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
+        LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
+        WHERE c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = 'reports'::regclass)
+          AND c.relkind = 'r'
+          AND c.relname ~ '^reports_[0-9]{4}_[0-9]{2}$'
+          AND d.description LIKE 'The reports that arrived in %'
+          AND (i.inhrelid IS NULL OR i.inhdetachpending)
+          AND (to_date(right(c.relname, 7), 'YYYY_MM') + interval '1 month') AT TIME ZONE 'UTC' <= $1
+        "#,
+        cutoff
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for leftover in leftovers {
+        let table = quote_identifier(&leftover.table);
+        if leftover.detach_pending == Some(true) {
+            let finalize = format!("ALTER TABLE reports DETACH PARTITION {table} FINALIZE");
+            sqlx::raw_sql(AssertSqlSafe(finalize))
+                .execute(&mut *conn)
+                .await?;
+        }
+        let drop = format!("DROP TABLE {table}");
+        sqlx::raw_sql(AssertSqlSafe(drop))
+            .execute(&mut *conn)
+            .await?;
+    }
+
+    let expired = sqlx::query!(
+        r#"
+        SELECT partition AS "partition!", arrived_from AS "arrived_from!", arrived_before AS "arrived_before!"
+        FROM report_partitions
+        WHERE arrived_before <= $1 AND NOT detach_pending
+        ORDER BY arrived_from
+        "#,
+        cutoff
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut dropped = 0;
+    for partition in expired {
+        let held = sqlx::query_scalar!(
+            r#"
+            WITH unrefreshed AS (
+                -- The same overlap as analytics.rollup_ranges() gives transactions in flight.
+                INSERT INTO analytics.stale_days (day, noted_at)
+                SELECT DISTINCT analytics.report_day(r.created_at, r.received_at), now()
+                FROM reports r, analytics.rollup_state s
+                WHERE r.received_at >= $1 AND r.received_at < $2
+                  AND r.received_at >= s.refreshed_at - interval '10 minutes'
+                ON CONFLICT (day) DO UPDATE SET noted_at = excluded.noted_at
+                RETURNING 1 AS done
+            )
+            SELECT count(*) AS "held!" FROM reports WHERE received_at >= $1 AND received_at < $2
+            "#,
+            partition.arrived_from,
+            partition.arrived_before
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let table = quote_identifier(&partition.partition);
+        // Not in a transaction: DETACH ... CONCURRENTLY refuses to run in one.
+        let detach = format!("ALTER TABLE reports DETACH PARTITION {table} CONCURRENTLY");
+        sqlx::raw_sql(AssertSqlSafe(detach))
+            .execute(&mut *conn)
+            .await?;
+        let drop = format!("DROP TABLE {table}");
+        sqlx::raw_sql(AssertSqlSafe(drop))
+            .execute(&mut *conn)
+            .await?;
+        dropped += u64::try_from(held).unwrap_or(0);
+    }
+    Ok(dropped)
+}
+
+/// Deletes the expired reports left in partitions that also hold unexpired ones, a chunk per
+/// transaction so that ingest and vacuum keep up.
+async fn delete_expired_rows(
     pool: &PgPool,
     cutoff: DateTime<Utc>,
     chunk: i64,
@@ -23,7 +152,9 @@ pub async fn delete_reports_received_before(
             r#"
             WITH gone AS (
                 DELETE FROM reports
-                WHERE report_id IN (SELECT report_id FROM reports WHERE received_at < $1 LIMIT $2)
+                WHERE received_at < $1
+                  AND (instance_id, report_id) IN (
+                      SELECT instance_id, report_id FROM reports WHERE received_at < $1 LIMIT $2)
                 RETURNING created_at, received_at
             ),
             unrefreshed AS (
@@ -49,4 +180,9 @@ pub async fn delete_reports_received_before(
         }
         deleted += done;
     }
+}
+
+/// `name` as an SQL identifier, as PostgreSQL's quote_ident() writes it.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }

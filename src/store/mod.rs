@@ -1,12 +1,14 @@
 //! All SQL lives here, by concern: connecting (and creating the database) and migrations here and in
 //! `connect`; the set-based batch write that stores reports, upserts their instances and keeps the
-//! upgrade history consistent (`writes`, its statements in `queries/`); the rollup refresh
-//! (`rollups`); the expiry of raw reports (`expiry`); what the statistics page reads (`read`); and
-//! spreading the tables over a Citus cluster (`distribute`).
+//! upgrade history consistent (`writes`, its statements in `queries/`); the monthly partitions of
+//! `reports` (`partitions`); the rollup refresh (`rollups`); the expiry of raw reports (`expiry`);
+//! what the statistics page reads (`read`); and spreading the tables over a Citus cluster
+//! (`distribute`).
 
 mod connect;
 mod distribute;
 mod expiry;
+mod partitions;
 mod read;
 mod rollups;
 mod writes;
@@ -16,6 +18,7 @@ use sqlx::PgPool;
 pub use connect::{DatabaseSettings, connect};
 pub use distribute::{Distribution, Topology, distribute};
 pub use expiry::delete_reports_received_before;
+pub use partitions::{create_partitions, create_partitions_around};
 pub use read::{
     CountryCount, DatabaseLine, FeatureAdoption, StatsRollups, WeeklyActivity, WeeklyVersion,
     stats_rollups,
@@ -97,9 +100,11 @@ fn is_connectivity_error(error: &sqlx::Error) -> bool {
     }
 }
 
-/// Applies every migration in `migrations/` that the database has not seen yet.
+/// Applies every migration in `migrations/` that the database has not seen yet, and creates the
+/// partitions of `reports` for the months around now.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await?;
+    create_partitions_around(pool, chrono::Utc::now()).await?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Connection, PgPool};
 
 use super::distribute::shards_of;
-use super::{StoreError, Topology};
+use super::{StoreError, Topology, partitions};
 use crate::report::Report;
 use crate::stored_metrics::{self, fits_text};
 use crate::typed_metrics::{TypedMetrics, array_literal};
@@ -102,22 +102,39 @@ impl ReportColumns {
 
 /// Stores a batch of reports in one transaction and returns how many were new.
 ///
-/// Set-based statements, whatever the batch size. The first inserts the reports (skipping report
-/// ids already stored), upserts their instances, folds them into their per-day analytics row
-/// (`analytics.instance_days`) and appends the upgrades of instances whose new reports are newer
-/// than everything stored for them, the usual case. Only for the other instances, with late or
-/// out-of-order reports or a concurrent batch in between, two more statements drop and re-derive
-/// the upgrades from the earliest new report on, so no false downgrade or duplicate upgrade is
-/// left behind.
+/// Set-based statements, whatever the batch size. The first takes each instance's lock, so that
+/// concurrent batches of one instance store its reports one after the other. The second inserts
+/// the reports (skipping those the instance already sent), upserts their instances, folds them into
+/// their per-day analytics row (`analytics.instance_days`) and appends the upgrades of instances
+/// whose new reports are newer than everything stored for them, the usual case. Only for the other
+/// instances, with late or out-of-order reports or a concurrent batch in between, two more
+/// statements drop and re-derive the upgrades from the earliest new report on, so no false
+/// downgrade or duplicate upgrade is left behind. A batch that arrives in a month without its
+/// partition of `reports` creates it and is written again.
 pub async fn insert_reports<'a>(
     pool: &PgPool,
     topology: Topology,
     reports: impl IntoIterator<Item = &'a NewReport>,
 ) -> Result<u64, StoreError> {
+    let reports: Vec<&NewReport> = reports.into_iter().collect();
+    match insert_reports_once(pool, topology, &reports).await {
+        Err(error) if partitions::is_missing_partition(&error) => {
+            partitions::create_partitions_for(pool, reports.iter().copied()).await?;
+            insert_reports_once(pool, topology, &reports).await
+        }
+        other => other,
+    }
+}
+
+async fn insert_reports_once(
+    pool: &PgPool,
+    topology: Topology,
+    reports: &[&NewReport],
+) -> Result<u64, StoreError> {
     // Whatever stops us from getting a connection (refused, database closed to connections, pool
     // exhausted) means the database is unavailable, not that these reports are at fault.
     let mut tx = pool.begin().await.map_err(StoreError::Unavailable)?;
-    let inserted = insert_laid_out(&mut tx, topology, reports).await?;
+    let inserted = insert_laid_out(&mut tx, topology, reports.iter().copied()).await?;
     tx.commit().await?;
     Ok(inserted)
 }
@@ -155,6 +172,7 @@ async fn insert_laid_out<'a>(
 /// refuses is rolled back to its savepoint and the others commit together. Finding the one request
 /// that broke a batch thus costs statements, not a commit (and its flush) per request.
 pub struct GroupedWrite {
+    pool: PgPool,
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
     topology: Topology,
 }
@@ -162,7 +180,11 @@ pub struct GroupedWrite {
 impl GroupedWrite {
     pub async fn begin(pool: &PgPool, topology: Topology) -> Result<Self, StoreError> {
         let tx = pool.begin().await.map_err(StoreError::Unavailable)?;
-        Ok(Self { tx, topology })
+        Ok(Self {
+            pool: pool.clone(),
+            tx,
+            topology,
+        })
     }
 
     /// Stores one group within the transaction, or leaves the transaction as it was before.
@@ -170,8 +192,22 @@ impl GroupedWrite {
         &mut self,
         reports: impl IntoIterator<Item = &'a NewReport>,
     ) -> Result<u64, StoreError> {
+        let reports: Vec<&NewReport> = reports.into_iter().collect();
+        match self.insert_once(&reports).await {
+            Err(error) if partitions::is_missing_partition(&error) => {
+                // On its own connection: a partition created in this transaction would lock
+                // reports against every other writer until the commit.
+                partitions::create_partitions_for(&self.pool, reports.iter().copied()).await?;
+                self.insert_once(&reports).await
+            }
+            other => other,
+        }
+    }
+
+    async fn insert_once(&mut self, reports: &[&NewReport]) -> Result<u64, StoreError> {
         let mut savepoint = self.tx.begin().await?;
-        let inserted = insert_laid_out(&mut savepoint, self.topology, reports).await?;
+        let inserted =
+            insert_laid_out(&mut savepoint, self.topology, reports.iter().copied()).await?;
         savepoint.commit().await?;
         Ok(inserted)
     }
@@ -191,6 +227,9 @@ async fn insert_reports_in<'a>(
         return Ok(0);
     }
 
+    sqlx::query_file!("src/store/queries/lock_instances.sql", &columns.instance_id)
+        .fetch_one(&mut *tx)
+        .await?;
     let touched = sqlx::query_file!(
         "src/store/queries/insert_reports.sql",
         &columns.report_id,

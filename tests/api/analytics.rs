@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::common::{TestApp, TestDatabase};
+use crate::common::{self, TestApp, TestDatabase};
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, Utc};
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use telemetry_server::ingest::{Metric, ProductFamily, parse_report_request};
@@ -44,6 +44,7 @@ async fn write(pool: &PgPool, reports: &[NewReport]) {
 /// the next refresh sees only what arrives from now on as new. That refresh would have forgotten
 /// the stale days noted a day before it (analytics.finish_refresh()).
 async fn arrived_long_before_the_last_refresh(pool: &PgPool) {
+    common::partitions_for_aging(pool, 1).await;
     sqlx::query("UPDATE reports SET received_at = received_at - interval '1 day'")
         .execute(pool)
         .await

@@ -520,12 +520,19 @@ async fn answer(app: &TestApp, body: Vec<u8>) -> Result<u16, TestCaseError> {
     Ok(status)
 }
 
-async fn stored_reports(app: &TestApp, ids: &[Uuid]) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM reports WHERE report_id = ANY($1)")
-        .bind(ids)
-        .fetch_one(&app.pool)
-        .await
-        .expect("the count query runs")
+/// Stored reports among `keys`, (instance id, report id) pairs: a report id identifies a report
+/// within its instance.
+async fn stored_reports(app: &TestApp, keys: &[(Uuid, Uuid)]) -> i64 {
+    let (instances, ids): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
+    sqlx::query_scalar(
+        "SELECT count(*) FROM reports
+         WHERE (instance_id, report_id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))",
+    )
+    .bind(instances)
+    .bind(ids)
+    .fetch_one(&app.pool)
+    .await
+    .expect("the count query runs")
 }
 
 #[test]
@@ -549,11 +556,14 @@ fn randomised_reports_are_stored_exactly_when_valid_over_http() {
     run_against_service(request_case(), async |app, reports| {
         let before = app.count("reports").await;
         let status = answer(app, request_body(&reports)).await?;
-        let ids: Vec<Uuid> = reports.iter().map(|report| report.id).collect();
+        let keys: Vec<(Uuid, Uuid)> = reports
+            .iter()
+            .map(|report| (report.instance_id, report.id))
+            .collect();
         let valid = reports.iter().all(|report| report.defect.is_none());
         if valid {
             prop_assert_eq!(status, 200);
-            let mut distinct = ids.clone();
+            let mut distinct = keys.clone();
             distinct.sort_unstable();
             distinct.dedup();
             let expected = i64::try_from(distinct.len()).expect("a handful of ids");

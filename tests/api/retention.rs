@@ -81,6 +81,7 @@ async fn count(pool: &PgPool, table: &str) -> i64 {
 
 /// Makes the reports created before `day` look as if they had arrived 500 days ago.
 async fn age_reports_before(pool: &PgPool, day: NaiveDate) -> u64 {
+    common::partitions_for_aging(pool, 500).await;
     sqlx::query(
         "UPDATE reports SET received_at = received_at - interval '500 days'
          WHERE created_at < $1::date::timestamptz",
@@ -224,6 +225,7 @@ async fn the_service_runs_the_job_on_its_own() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // ... and deletes it once it is old enough.
+    common::partitions_for_aging(&app.pool, 401).await;
     sqlx::query("UPDATE reports SET received_at = now() - interval '401 days'")
         .execute(&app.pool)
         .await

@@ -251,6 +251,20 @@ impl TestDatabase {
     }
 }
 
+/// Creates the partitions of `reports` that its rows need to move `days` further into the past:
+/// tests that age reports by hand do what only retention-aged data otherwise has.
+pub async fn partitions_for_aging(pool: &PgPool, days: i32) {
+    sqlx::query(
+        "SELECT create_report_partitions(
+             least(min(received_at), now()) - make_interval(days => $1), now())
+         FROM reports",
+    )
+    .bind(days)
+    .execute(pool)
+    .await
+    .expect("partitions created");
+}
+
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")

@@ -14,12 +14,14 @@ WITH incoming AS (
 inserted AS (
     INSERT INTO reports (report_id, instance_id, product_family, created_at, received_at, version,
                          country_code, up_duration_seconds, protocol, metrics)
-    SELECT DISTINCT ON (report_id)
+    SELECT DISTINCT ON (instance_id, report_id)
            report_id, instance_id, product_family, created_at, coalesce(received_at, now()), version,
            country_code, up_duration_seconds, protocol, metrics::jsonb
-    FROM incoming
-    ORDER BY report_id
-    ON CONFLICT (report_id) DO NOTHING
+    FROM incoming n
+    -- A re-send: the instance's lock (lock_instances.sql, taken before this statement) makes sure
+    -- no other transaction stores the same report between this check and the commit.
+    WHERE NOT EXISTS (SELECT FROM reports r WHERE r.instance_id = n.instance_id AND r.report_id = n.report_id)
+    ORDER BY instance_id, report_id
     RETURNING report_id, instance_id, product_family, created_at, received_at, version, country_code,
               up_duration_seconds, analytics.report_day(created_at, received_at) AS day
 ),
@@ -154,7 +156,8 @@ day_latest AS (
            i.mysql_versions::text[] AS mysql_versions, i.mongodb_versions::text[] AS mongodb_versions,
            i.postgresql_versions::text[] AS postgresql_versions
     FROM inserted n
-    JOIN (SELECT DISTINCT ON (report_id) * FROM incoming ORDER BY report_id) i USING (report_id)
+    JOIN (SELECT DISTINCT ON (instance_id, report_id) * FROM incoming ORDER BY instance_id, report_id) i
+        USING (instance_id, report_id)
     ORDER BY n.day, n.instance_id, n.product_family, n.created_at DESC, n.report_id DESC
 ),
 folded AS (
