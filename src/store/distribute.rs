@@ -161,3 +161,20 @@ pub(super) async fn shards_of(
     .await?;
     Ok(shards)
 }
+
+/// True when `reports` is distributed with Citus; false on a server without it.
+pub(super) async fn reports_distributed(connection: &mut PgConnection) -> Result<bool, StoreError> {
+    let citus: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")
+            .fetch_one(&mut *connection)
+            .await?;
+    if !citus {
+        return Ok(false);
+    }
+    let distributed = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'reports'::regclass)",
+    )
+    .fetch_one(connection)
+    .await?;
+    Ok(distributed)
+}

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 
 use super::StoreError;
+use super::distribute::reports_distributed;
 
 /// Serialises the partition drops of every process that shares the database (two-key advisory lock
 /// namespace 7311; ingest's instance locks are in 7310).
@@ -103,6 +104,13 @@ async fn drop_partitions_on(
     )
     .fetch_all(&mut *conn)
     .await?;
+    // Citus refuses DETACH ... CONCURRENTLY on a distributed table; there the plain DETACH locks
+    // reports for the moment it takes.
+    let concurrently = if reports_distributed(&mut *conn).await? {
+        ""
+    } else {
+        " CONCURRENTLY"
+    };
     let mut dropped = 0;
     for partition in expired {
         let held = sqlx::query_scalar!(
@@ -126,7 +134,7 @@ async fn drop_partitions_on(
         .await?;
         let table = quote_identifier(&partition.partition);
         // Not in a transaction: DETACH ... CONCURRENTLY refuses to run in one.
-        let detach = format!("ALTER TABLE reports DETACH PARTITION {table} CONCURRENTLY");
+        let detach = format!("ALTER TABLE reports DETACH PARTITION {table}{concurrently}");
         sqlx::raw_sql(AssertSqlSafe(detach))
             .execute(&mut *conn)
             .await?;

@@ -132,14 +132,22 @@ pub async fn drop_database(name: &str) {
 /// extension in it on every node, and the workers registered with it, for Citus keeps its
 /// metadata per database.
 async fn create_citus_database(admin_url: &str, name: &str) {
-    on_admin_of(admin_url, format!("CREATE DATABASE \"{name}\"")).await;
+    // One test process at a time: registering nodes in two new databases at once fails on the
+    // workers with "tuple concurrently updated". Held until the connection closes at the end.
     let admin = admin_pool(admin_url).await;
+    sqlx::query("SELECT pg_advisory_lock(7318)")
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&admin)
+        .await
+        .unwrap();
     let nodes: Vec<(String, i32, i32)> =
         sqlx::query_as("SELECT nodename, nodeport, groupid FROM pg_dist_node ORDER BY groupid")
             .fetch_all(&admin)
             .await
             .expect("CITUS_DATABASE_URL is a Citus coordinator");
-    admin.close().await;
     let coordinator = PgConnectOptions::from_str(admin_url).unwrap();
     for (host, port, _) in nodes.iter().filter(|(_, _, group)| *group != 0) {
         let worker = coordinator
@@ -175,6 +183,7 @@ async fn create_citus_database(admin_url: &str, name: &str) {
             .unwrap();
     }
     database.close().await;
+    admin.close().await;
 }
 
 /// A fresh database with migrations applied, for tests of the SQL, the store and the migrations

@@ -1,3 +1,7 @@
+-- Also runs on Citus (src/store/distribute.rs), where it is split into one step per CTE, each its own
+-- query and snapshot, run in the order written: every read of a distributed table names the
+-- batch's instances ($2, which the writer keeps to one shard there), and what must be read before
+-- the upsert (prior) is materialized before it.
 WITH incoming AS (
     SELECT *
     FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
@@ -20,7 +24,9 @@ inserted AS (
     FROM incoming n
     -- A re-send: the instance's lock (lock_instances.sql, taken before this statement) makes sure
     -- no other transaction stores the same report between this check and the commit.
-    WHERE NOT EXISTS (SELECT FROM reports r WHERE r.instance_id = n.instance_id AND r.report_id = n.report_id)
+    WHERE NOT EXISTS (SELECT FROM reports r
+                      WHERE r.instance_id = n.instance_id AND r.report_id = n.report_id
+                        AND r.instance_id = ANY($2))
     ORDER BY instance_id, report_id
     RETURNING report_id, instance_id, product_family, created_at, received_at, version, country_code,
               up_duration_seconds, analytics.report_day(created_at, received_at) AS day
@@ -43,11 +49,12 @@ per_instance AS (
     FROM inserted
     GROUP BY instance_id, product_family
 ),
-prior AS (
+prior AS MATERIALIZED (
     -- The instances as they stood before this statement: its snapshot.
-    SELECT i.instance_id, i.product_family, i.version, i.version_seen_at, i.report_count
+    SELECT i.instance_id, i.product_family, i.first_day, i.version, i.version_seen_at, i.report_count
     FROM instances i
     JOIN per_instance p USING (instance_id, product_family)
+    WHERE i.instance_id = ANY($2)
 ),
 upserted AS (
     INSERT INTO instances AS i (instance_id, product_family, first_seen, last_seen, first_day, version,
@@ -116,7 +123,7 @@ moved_first_days AS (
     -- longer the day the instance was new, and its rollups must be rebuilt.
     INSERT INTO analytics.stale_days (day, noted_at)
     SELECT DISTINCT i.first_day, now()
-    FROM instances i
+    FROM prior i
     JOIN per_instance p USING (instance_id, product_family)
     WHERE p.first_day < i.first_day
     ON CONFLICT (day) DO UPDATE SET noted_at = excluded.noted_at
