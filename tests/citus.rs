@@ -408,3 +408,257 @@ async fn analytics_retention_and_stats_equal_one_server() {
     plain.cleanup().await;
     citus.cleanup().await;
 }
+
+/// `count` instance ids that Citus puts on one shard.
+async fn instances_on_one_shard(pool: &PgPool, count: usize) -> Vec<Uuid> {
+    let candidates: Vec<Uuid> = (0..count * 64).map(|_| Uuid::new_v4()).collect();
+    let shards: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT id, get_shard_id_for_distribution_column('instances', id) FROM unnest($1::uuid[]) id",
+    )
+    .bind(&candidates)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut by_shard: BTreeMap<i64, Vec<Uuid>> = BTreeMap::new();
+    for (id, shard) in shards {
+        by_shard.entry(shard).or_default().push(id);
+    }
+    let mut fullest = by_shard.into_values().max_by_key(Vec::len).unwrap();
+    fullest.truncate(count);
+    assert_eq!(fullest.len(), count);
+    fullest
+}
+
+/// The Citus plan of `statement` with `binds` applied, as text.
+async fn citus_plan(
+    pool: &PgPool,
+    statement: &str,
+    bind: impl FnOnce(
+        sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+) -> String {
+    let explain = format!("EXPLAIN (COSTS OFF) {statement}");
+    let mut tx = pool.begin().await.unwrap();
+    // As the service's connections plan (src/store/connect.rs): with the values, so that Citus
+    // sees the instance ids it prunes by.
+    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let rows: Vec<String> = bind(sqlx::query(AssertSqlSafe(explain)))
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| sqlx::Row::get(row, 0))
+        .collect();
+    tx.rollback().await.unwrap();
+    rows.join("\n")
+}
+
+/// Every step Citus makes of the plan goes to one shard: each task list has one task, and the only
+/// node other than the coordinator that any task names is that of the instances' shard.
+fn assert_single_shard(statement: &str, plan: &str) {
+    let task_counts: Vec<&str> = plan
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("Task Count: "))
+        .collect();
+    assert!(
+        !task_counts.is_empty(),
+        "{statement}: not a Citus plan\n{plan}"
+    );
+    assert!(
+        task_counts.iter().all(|count| *count == "1"),
+        "{statement}: a step touches several shards\n{plan}"
+    );
+    let workers: std::collections::BTreeSet<&str> = plan
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("Node: "))
+        .filter(|node| !node.contains("host=localhost"))
+        .collect();
+    assert!(workers.len() <= 1, "{statement}: several workers\n{plan}");
+    eprintln!(
+        "{statement}: {} steps, each on one shard ({} with a worker task)",
+        task_counts.len(),
+        plan.lines()
+            .filter(|l| l.trim().starts_with("Node: host=127"))
+            .count()
+    );
+}
+
+/// The hot statements of ingest, with a batch of reports of instances on one shard as the writer
+/// passes them on Citus: `EXPLAIN` shows every step of each on that one shard.
+#[tokio::test]
+async fn hot_statements_stay_on_one_shard() {
+    let Some(database) = TestDatabase::citus_distributed("explain").await else {
+        return;
+    };
+    let pool = &database.pool;
+    let instances = instances_on_one_shard(pool, 5).await;
+    let n = instances.len();
+    let reports: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+    let families = vec![PMM.to_owned(); n];
+    let created = vec![Utc::now(); n];
+    let text = |value: &str| vec![Some(value.to_owned()); n];
+    let none_text: Vec<Option<String>> = vec![None; n];
+    let none_bool: Vec<Option<bool>> = vec![None; n];
+    let none_int: Vec<Option<i32>> = vec![None; n];
+
+    let insert = include_str!("../src/store/queries/insert_reports.sql");
+    let plan = citus_plan(pool, insert, |query| {
+        query
+            .bind(&reports)
+            .bind(&instances)
+            .bind(&families)
+            .bind(&created)
+            .bind(text("3.2.0"))
+            .bind(text("DE"))
+            .bind(vec![None::<i64>; n])
+            .bind(vec!["GenericReport".to_owned(); n])
+            .bind(vec!["[]".to_owned(); n])
+            .bind(&none_text)
+            .bind(&none_bool)
+            .bind(&none_bool)
+            .bind(&none_bool)
+            .bind(&none_bool)
+            .bind(&none_bool)
+            .bind(&none_bool)
+            .bind(&none_bool)
+            .bind(&none_int)
+            .bind(&none_int)
+            .bind(&none_int)
+            .bind(&none_text)
+            .bind(&none_text)
+            .bind(&none_text)
+            .bind(vec![None::<chrono::DateTime<Utc>>; n])
+    })
+    .await;
+    assert_single_shard("insert_reports.sql", &plan);
+
+    // Citus cannot EXPLAIN these two with parameters ("could not create distributed plan",
+    // though it runs them): the values go in as literals, as a custom plan has them.
+    let literal = |values: Vec<String>, kind: &str| format!("'{{{}}}'::{kind}[]", values.join(","));
+    let ids = literal(instances.iter().map(Uuid::to_string).collect(), "uuid");
+    let since = literal(
+        vec![format!("\"{}\"", created[0].to_rfc3339()); n],
+        "timestamptz",
+    );
+    let families = literal(families, "text");
+    for (name, statement) in [
+        (
+            "upgrades_delete_since.sql",
+            include_str!("../src/store/queries/upgrades_delete_since.sql"),
+        ),
+        (
+            "upgrades_rederive.sql",
+            include_str!("../src/store/queries/upgrades_rederive.sql"),
+        ),
+    ] {
+        let statement = statement
+            .replace("$1", &ids)
+            .replace("$2", &families)
+            .replace("$3", &since);
+        let plan = citus_plan(pool, &statement, |query| query).await;
+        assert_single_shard(name, &plan);
+    }
+    database.cleanup().await;
+}
+
+/// Two-phase commits per 1,000 reports through the service: at most one per batch (its commit),
+/// whatever the shards of its instances. The figures go to the test's output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_phase_commits_per_thousand_reports() {
+    // No retention job: its refresh writes the reference tables, a two-phase commit of its own.
+    let Some(app) = TestApp::spawn_citus("two_phase_commits", |config| {
+        config.retention_interval_secs = 0;
+    })
+    .await
+    else {
+        return;
+    };
+    let recovery: String = sqlx::query_scalar("SHOW citus.recover_2pc_interval")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    if recovery != "-1" {
+        eprintln!(
+            "SKIPPED two_phase_commits: citus.recover_2pc_interval is {recovery}, so pg_dist_transaction \
+             may be emptied during the count (scripts/test sets it to -1)"
+        );
+        app.cleanup().await;
+        return;
+    }
+    let two_phase_commits = || async {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(DISTINCT split_part(gid, '_', 3) || '_' || split_part(gid, '_', 4)) \
+             FROM pg_dist_transaction",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        count
+    };
+    let created = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let send = |instances: Vec<Uuid>| {
+        let base = app.base_url.clone();
+        let created = created.clone();
+        async move {
+            // 100 requests of 10 reports, 20 at a time, so that the writer batches them.
+            let mut requests = tokio::task::JoinSet::new();
+            for chunk in 0..100 {
+                let reports: Vec<Value> = (0..10)
+                    .map(|i| {
+                        json!({
+                            "id": Uuid::new_v4().to_string(),
+                            "createTime": created,
+                            "instanceId": instances[(chunk * 10 + i) % instances.len()].to_string(),
+                            "productFamily": PMM,
+                            "metrics": [{"key": "PMMServerVersion", "value": "3.2.0"}]
+                        })
+                    })
+                    .collect();
+                let base = base.clone();
+                requests.spawn(async move { post(&base, request(&reports)).await });
+                if requests.len() >= 20 {
+                    requests.join_next().await.unwrap().unwrap();
+                }
+            }
+            while let Some(done) = requests.join_next().await {
+                done.unwrap();
+            }
+        }
+    };
+
+    let batches = || async {
+        let metrics = app.metrics_text().await;
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("telemetry_batch_size_reports_count "))
+            .map_or(0, |count| count.trim().parse::<i64>().unwrap())
+    };
+    let mut figures = Vec::new();
+    for (what, instances) in [
+        (
+            "50 instances on one shard",
+            instances_on_one_shard(&app.pool, 50).await,
+        ),
+        (
+            "500 instances on every shard",
+            (0..500).map(|_| Uuid::new_v4()).collect(),
+        ),
+    ] {
+        let (commits_before, batches_before) = (two_phase_commits().await, batches().await);
+        send(instances).await;
+        let commits = two_phase_commits().await - commits_before;
+        let batches = batches().await - batches_before;
+        assert!(
+            commits <= batches,
+            "{what}: {commits} two-phase commits for {batches} batches"
+        );
+        figures.push(format!(
+            "{what}: {commits} two-phase commits per 1,000 reports, in {batches} batches"
+        ));
+    }
+    eprintln!("{}", figures.join("\n"));
+    app.cleanup().await;
+}

@@ -109,8 +109,10 @@ impl ReportColumns {
 /// whose new reports are newer than everything stored for them, the usual case. Only for the other
 /// instances, with late or out-of-order reports or a concurrent batch in between, two more
 /// statements drop and re-derive the upgrades from the earliest new report on, so no false
-/// downgrade or duplicate upgrade is left behind. A batch that arrives in a month without its
-/// partition of `reports` creates it and is written again.
+/// downgrade or duplicate upgrade is left behind. The days whose rollups must be rebuilt although
+/// no refresh will see them arrive (late reports older than an instance's first day, generated
+/// history) are noted in `analytics.stale_days` by one more statement, when there are any. A batch
+/// that arrives in a month without its partition of `reports` creates it and is written again.
 pub async fn insert_reports<'a>(
     pool: &PgPool,
     topology: Topology,
@@ -261,6 +263,23 @@ async fn insert_reports_in<'a>(
     .await?;
 
     let inserted: i64 = touched.iter().map(|row| row.report_count).sum();
+    // Usually none: only late reports older than an instance's first day, and generated history.
+    let mut stale_days: Vec<chrono::NaiveDate> = touched
+        .iter()
+        .flat_map(|row| {
+            row.moved_first_day
+                .iter()
+                .chain(row.unseen_days.iter().flatten())
+        })
+        .copied()
+        .collect();
+    if !stale_days.is_empty() {
+        stale_days.sort_unstable();
+        stale_days.dedup();
+        sqlx::query_file!("src/store/queries/note_stale_days.sql", &stale_days)
+            .execute(&mut *tx)
+            .await?;
+    }
     let versioned: Vec<_> = touched
         .iter()
         .filter(|row| row.since.is_some() && !row.upgrades_appended)

@@ -1,7 +1,9 @@
 -- Also runs on Citus (src/store/distribute.rs), where it is split into one step per CTE, each its own
 -- query and snapshot, run in the order written: every read of a distributed table names the
 -- batch's instances ($2, which the writer keeps to one shard there), and what must be read before
--- the upsert (prior) is materialized before it.
+-- the upsert (prior) is materialized before it. The days the rollups must rebuild are returned, not
+-- written to analytics.stale_days here: on Citus that is a reference table, and writing it (even no
+-- rows) would make every batch a transaction on every node.
 WITH incoming AS (
     SELECT *
     FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
@@ -45,7 +47,10 @@ per_instance AS (
            (array_agg(country_code ORDER BY created_at DESC, report_id DESC)
                 FILTER (WHERE country_code IS NOT NULL))[1] AS country_code,
            max(created_at) FILTER (WHERE country_code IS NOT NULL) AS country_seen_at,
-           count(*) AS report_count
+           count(*) AS report_count,
+           -- Reports stored as arriving in the past (generated history) are not among the
+           -- arrivals a refresh looks for once it has passed them: their days are noted instead.
+           array_agg(DISTINCT day) FILTER (WHERE received_at < now() - interval '10 minutes') AS unseen_days
     FROM inserted
     GROUP BY instance_id, product_family
 ),
@@ -116,27 +121,6 @@ appended_upgrades AS (
         WHERE n.version IS NOT NULL
     ) sequence
     WHERE from_version <> version
-    RETURNING 1 AS done
-),
-moved_first_days AS (
-    -- A late report older than an instance's first day moves that day: the old one is no
-    -- longer the day the instance was new, and its rollups must be rebuilt.
-    INSERT INTO analytics.stale_days (day, noted_at)
-    SELECT DISTINCT i.first_day, now()
-    FROM prior i
-    JOIN per_instance p USING (instance_id, product_family)
-    WHERE p.first_day < i.first_day
-    ON CONFLICT (day) DO UPDATE SET noted_at = excluded.noted_at
-    RETURNING 1 AS done
-),
-unseen_arrivals AS (
-    -- Reports stored as arriving in the past (generated history) are not among the arrivals
-    -- a refresh looks for once it has passed them: their days are noted instead.
-    INSERT INTO analytics.stale_days (day, noted_at)
-    SELECT DISTINCT day, now()
-    FROM inserted
-    WHERE received_at < now() - interval '10 minutes'
-    ON CONFLICT (day) DO UPDATE SET noted_at = excluded.noted_at
     RETURNING 1 AS done
 ),
 day_summary AS (
@@ -232,7 +216,12 @@ folded AS (
 )
 SELECT p.instance_id AS "instance_id!", p.product_family AS "product_family!",
        p.earliest_versioned AS "since?", p.report_count AS "report_count!",
-       o.instance_id IS NOT NULL AS "upgrades_appended!"
+       o.instance_id IS NOT NULL AS "upgrades_appended!",
+       -- A late report older than an instance's first day moves that day: the old one is no
+       -- longer the day the instance was new, and its rollups must be rebuilt.
+       CASE WHEN p.first_day < r.first_day THEN r.first_day END AS "moved_first_day?",
+       p.unseen_days AS "unseen_days?"
 FROM per_instance p
 LEFT JOIN in_order o USING (instance_id, product_family)
+LEFT JOIN prior r USING (instance_id, product_family)
 
