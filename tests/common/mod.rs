@@ -22,7 +22,7 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@localhost:5432/postgres".to_owned())
 }
 
-fn database_url(name: &str) -> String {
+pub fn database_url(name: &str) -> String {
     database_url_on(&admin_url(), name)
 }
 

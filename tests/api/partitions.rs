@@ -1,0 +1,294 @@
+//! Raw reports partitioned by arrival month: a re-send is recognised whichever month holds the
+//! first copy and however many deliveries race, a month without its partition gets one on arrival,
+//! retention drops whole months (and finishes what an interrupted run left), and the migration to
+//! the partitioned table keeps every row of a database the previous release filled.
+
+use std::io::Read;
+
+use chrono::{NaiveDate, TimeDelta, Utc};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use telemetry_server::retention;
+use telemetry_server::store::{self, NewReport};
+use telemetry_server::synthetic::{Settings, Simulation};
+
+use crate::common::{self, TestApp, TestDatabase, fixture};
+
+/// The last migration before the partitioned reports.
+const BEFORE_PARTITIONING: i64 = 20261202150001;
+
+/// Every row of the tables a report touches, as text in a stable order: equal before and after
+/// means nothing was added, lost or changed.
+async fn stored_state(pool: &PgPool) -> String {
+    let mut out = String::new();
+    for table in [
+        "reports",
+        "instances",
+        "upgrades",
+        "analytics.instance_days",
+        "analytics.daily_activity",
+        "analytics.daily_versions",
+        "analytics.stale_days",
+    ] {
+        let rows: String = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM {table} t"
+        )))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        out.push_str(&format!("{table}:\n{rows}\n"));
+    }
+    out
+}
+
+/// The partition that holds each stored report, by report id.
+async fn partition_of(pool: &PgPool, report_id: &str) -> String {
+    sqlx::query_scalar("SELECT tableoid::regclass::text FROM reports WHERE report_id = $1::uuid")
+        .bind(report_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// The partition whose month includes `at`, if there is one.
+async fn partition_for(pool: &PgPool, at: chrono::DateTime<Utc>) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT partition FROM report_partitions WHERE $1 >= arrived_from AND $1 < arrived_before",
+    )
+    .bind(at)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+const AGENT_REPORT_ID: &str = "244b3bd5-2e13-49ba-8316-8ed17f566af8";
+
+#[tokio::test]
+async fn a_report_re_sent_months_after_the_first_copy_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let body = fixture("telemetry-agent-ps.json");
+    assert_eq!(app.post_report(body.clone()).await.status(), 200);
+    // The first copy arrived two months ago: it lives in another month's partition now.
+    common::partitions_for_aging(&app.pool, 62).await;
+    sqlx::query("UPDATE reports SET received_at = received_at - interval '62 days'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let old_partition = partition_of(&app.pool, AGENT_REPORT_ID).await;
+    assert_ne!(
+        Some(old_partition.clone()),
+        partition_for(&app.pool, Utc::now()).await
+    );
+    let before = stored_state(&app.pool).await;
+
+    let response = app.post_report(body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "{}");
+    assert_eq!(stored_state(&app.pool).await, before);
+    assert_eq!(
+        partition_of(&app.pool, AGENT_REPORT_ID).await,
+        old_partition
+    );
+}
+
+/// One day of generated history: reports of many instances, each arriving on its own day.
+fn one_day(instances: u32) -> Vec<NewReport> {
+    let end_date = Utc::now().date_naive() - chrono::Days::new(1);
+    let mut simulation = Simulation::new(&Settings {
+        instances,
+        days: 1,
+        end_date,
+        seed: 11,
+        batch_size: 500,
+        concurrency: 1,
+    });
+    simulation.next_day().expect("a day").1
+}
+
+#[tokio::test]
+async fn simultaneous_deliveries_of_the_same_reports_store_them_once() {
+    let db = TestDatabase::migrated().await;
+    let reports = one_day(200);
+    assert!(reports.len() > 50);
+    // Eight transactions at once, each with the whole batch: no unique index stands between them,
+    // only the instances' locks. Connections opened beforehand, so that none starts late.
+    let mut warm = Vec::new();
+    for _ in 0..8 {
+        warm.push(db.pool.acquire().await.unwrap());
+    }
+    drop(warm);
+    let deliveries: Vec<_> = (0..8)
+        .map(|_| {
+            let pool = db.pool.clone();
+            let reports = reports.clone();
+            tokio::spawn(async move {
+                store::insert_reports(&pool, store::Topology::OneServer, &reports).await
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for delivery in deliveries {
+        stored += delivery.await.unwrap().expect("a delivery commits");
+    }
+    let expected = reports.len() as i64;
+    assert_eq!(
+        stored,
+        reports.len() as u64,
+        "the first delivery of each counts"
+    );
+    let counts: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM reports),
+                (SELECT sum(report_count)::bigint FROM instances),
+                (SELECT sum(report_count)::bigint FROM analytics.instance_days)",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(counts, (expected, expected, expected));
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_month_without_its_partition_gets_one_when_a_report_arrives() {
+    let app = TestApp::spawn().await;
+    let current = partition_for(&app.pool, Utc::now())
+        .await
+        .expect("the service created this month's partition at start");
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "ALTER TABLE reports DETACH PARTITION {current}; DROP TABLE {current}"
+    )))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let response = app.post_report(fixture("telemetry-agent-ps.json")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(partition_of(&app.pool, AGENT_REPORT_ID).await, current);
+}
+
+#[tokio::test]
+async fn retention_drops_expired_months_whole_and_finishes_an_interrupted_run() {
+    let app = TestApp::spawn_with(|config| config.retention_interval_secs = 0).await;
+    let end = Utc::now().date_naive() - chrono::Days::new(1);
+    let mut simulation = Simulation::new(&Settings {
+        instances: 100,
+        days: 20,
+        end_date: end,
+        seed: 5,
+        batch_size: 500,
+        concurrency: 2,
+    });
+    while let Some((_, day)) = simulation.next_day() {
+        store::insert_reports(&app.pool, store::Topology::OneServer, &day)
+            .await
+            .unwrap();
+    }
+    let total = app.count("reports").await;
+    // Everything arrived 15 months earlier: several whole months expire at 400 days.
+    common::partitions_for_aging(&app.pool, 460).await;
+    sqlx::query("UPDATE reports SET received_at = received_at - interval '460 days'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let months: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT tableoid::regclass::text FROM reports ORDER BY 1")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert!(!months.is_empty());
+    // A run that stopped between detaching a month and dropping it left the month behind.
+    let interrupted = &months[0];
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "ALTER TABLE reports DETACH PARTITION {interrupted}"
+    )))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let left_in_interrupted: i64 =
+        sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {interrupted}")))
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+
+    let keep = TimeDelta::days(400);
+    let now = Utc::now();
+    let run = retention::run_once(&app.pool, Some(keep), now)
+        .await
+        .unwrap();
+    assert_eq!(run.deleted_reports as i64, total - left_in_interrupted);
+    assert_eq!(app.count("reports").await, 0);
+    let tables_left: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class WHERE relname = ANY($1) AND relkind = 'r'",
+    )
+    .bind(&months)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        tables_left,
+        Vec::<String>::new(),
+        "expired months are dropped"
+    );
+    let expired_listed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM report_partitions WHERE arrived_before <= $1")
+            .bind(now - keep)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(expired_listed, 0);
+    assert!(partition_for(&app.pool, now).await.is_some());
+}
+
+/// A database the release before partitioning (18ddc82) filled: `telemetry-server generate
+/// --instances 30 --days 50 --end-date 2026-12-01 --seed 7`, then the GenericReport fixtures over
+/// HTTP, dumped with `pg_dump --data-only --column-inserts` (reports, instances, upgrades and the
+/// analytics schema) without its session settings.
+fn release_filled_dump() -> String {
+    let compressed = std::fs::read(common::test_data("release-18ddc82-filled.sql.gz")).unwrap();
+    let mut sql = String::new();
+    flate2::read::GzDecoder::new(compressed.as_slice())
+        .read_to_string(&mut sql)
+        .unwrap();
+    sql
+}
+
+#[tokio::test]
+async fn the_migration_keeps_every_row_of_a_database_the_release_filled() {
+    let db = TestDatabase::migrated_to(BEFORE_PARTITIONING).await;
+    let mut connection = PgConnection::connect(&common::database_url(&db.name))
+        .await
+        .unwrap();
+    sqlx::raw_sql(AssertSqlSafe(release_filled_dump()))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+    let before = stored_state(&db.pool).await;
+    let reports: i64 = sqlx::query_scalar("SELECT count(*) FROM reports")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(reports > 800);
+
+    store::MIGRATOR.run(&db.pool).await.unwrap();
+    assert_eq!(stored_state(&db.pool).await, before);
+    // Each report in the partition of the month it arrived in.
+    let misplaced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM reports r
+         LEFT JOIN report_partitions p ON p.partition = r.tableoid::regclass::text
+         WHERE NOT (r.received_at >= p.arrived_from AND r.received_at < p.arrived_before)
+            OR p.partition IS NULL",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(misplaced, 0);
+    let months: Vec<NaiveDate> = sqlx::query_scalar(
+        "SELECT DISTINCT (arrived_from AT TIME ZONE 'UTC')::date FROM report_partitions
+         JOIN reports r ON r.tableoid::regclass::text = partition ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert!(months.len() >= 3, "the history spans months: {months:?}");
+    db.cleanup().await;
+}
