@@ -200,6 +200,8 @@ echo "   open loop: $lg_ok 200s, $lg_new_rows new rows, $missing acknowledged id
 citus_rate=""
 if [ "${CITUS:-1}" != 0 ] && [ -d ../shared/citus ]; then
     echo "== 5. one node against a Citus cluster (2 workers), $best_connections connections, ${SECONDS_PER_RUN}s each"
+    # The open-loop phase's service is still running; each run below starts its own.
+    stop_server
     ../shared/citus/install.sh >/dev/null
     citus_dir=$(mktemp -d /tmp/citus-bench.XXXXXX); chmod 755 "$citus_dir"
     citus_port=${CITUS_PORT:-25433}
