@@ -127,6 +127,26 @@ pub async fn drop_database(name: &str) {
     on_admin(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
 }
 
+/// Drops a test database on the server of `admin_url`. On Citus a worker may still hold a session in
+/// it for a moment (the coordinator's cached connections, the maintenance daemon), which FORCE on the
+/// coordinator does not end there: the drop is tried again for a few seconds, and a database still
+/// left is removed by a later test run (see [`fresh_database_name`]).
+async fn drop_database_on(admin_url: &str, name: &str) {
+    let admin = admin_pool(admin_url).await;
+    let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+    for attempt in 1..=20 {
+        match sqlx::query(AssertSqlSafe(drop.clone()))
+            .execute(&admin)
+            .await
+        {
+            Ok(_) => break,
+            Err(error) if attempt == 20 => eprintln!("test database {name} left behind: {error}"),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
+    }
+    admin.close().await;
+}
+
 /// Creates database `name` on the Citus cluster of `admin_url` as docs/deployment.md tells an
 /// operator to: the database on the coordinator (and through it on every worker), the citus
 /// extension in it on every node, and the workers registered with it, for Citus keeps its
@@ -252,11 +272,7 @@ impl TestDatabase {
 
     pub async fn cleanup(self) {
         self.pool.close().await;
-        on_admin_of(
-            &self.admin_url,
-            format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
-        )
-        .await;
+        drop_database_on(&self.admin_url, &self.name).await;
     }
 }
 
@@ -470,14 +486,7 @@ impl TestApp {
     pub async fn cleanup(mut self) {
         self.stop().await;
         self.pool.close().await;
-        on_admin_of(
-            &self.admin_url,
-            format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.database_name
-            ),
-        )
-        .await;
+        drop_database_on(&self.admin_url, &self.database_name).await;
     }
 }
 
