@@ -5,6 +5,11 @@
 #
 #   bench/ingest.sh                      # defaults below
 #   SECONDS_PER_RUN=20 bench/ingest.sh   # shorter
+#   CITUS=0 bench/ingest.sh              # without section 5, the same service on a Citus cluster
+#
+# Section 5 starts a Citus 13.2 cluster (a coordinator and two workers, ../shared/citus) on this
+# machine and runs the service at the best connection count on one node and on the cluster, back to
+# back, with the CPU each PostgreSQL node spends per 1,000 reports and the two-phase commits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,8 +35,10 @@ LOADGEN=target/release/examples/loadgen
 
 work=$(mktemp -d)
 server_pid=""
+citus_dir=""
 cleanup() {
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    [ -n "$citus_dir" ] && ../shared/citus/cluster.sh stop "$citus_dir" >/dev/null
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -123,7 +130,7 @@ done
 echo "   best: $best_tps reports/s at $best_clients clients"
 
 start_server() {
-    DATABASE_URL=$BENCH_URL LISTEN_ADDR=127.0.0.1:$PORT RUST_LOG=warn "$BIN" >"$work/server.log" 2>&1 &
+    DATABASE_URL=${SERVER_DATABASE_URL:-$BENCH_URL} LISTEN_ADDR=127.0.0.1:$PORT RUST_LOG=warn "$BIN" >"$work/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 100); do
         curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && return 0
@@ -200,7 +207,76 @@ if [ "$missing" = "0" ] && [ "$lg_ok" -eq "$lg_new_rows" ] && [ "$wrk_new_rows" 
 echo "   wrk: $wrk_ok 200s, $wrk_new_rows new rows (the difference: answers wrk dropped at its deadline)"
 echo "   open loop: $lg_ok 200s, $lg_new_rows new rows, $missing acknowledged ids missing → $verdict"
 
-echo "== 5. result"
+citus_rate=""
+if [ "${CITUS:-1}" != 0 ] && [ -d ../shared/citus ]; then
+    echo "== 5. one node against a Citus cluster (2 workers), $best_connections connections, ${SECONDS_PER_RUN}s each"
+    # The open-loop phase's service is still running; each run below starts its own.
+    stop_server
+    ../shared/citus/install.sh >/dev/null
+    citus_dir=$(mktemp -d /tmp/citus-bench.XXXXXX); chmod 755 "$citus_dir"
+    citus_port=${CITUS_PORT:-25433}
+    ../shared/citus/cluster.sh start "$citus_dir" "$citus_port" 2 >/dev/null
+    # Two-phase commits stay in pg_dist_transaction for the count below.
+    psql -qX -h 127.0.0.1 -p "$citus_port" -U postgres -c "ALTER SYSTEM SET citus.recover_2pc_interval = -1" \
+        -c "SELECT pg_reload_conf()" >/dev/null
+    citus_ports=$(seq "$citus_port" $((citus_port + 2)))
+    CITUS_URL="postgres://postgres@127.0.0.1:$citus_port/$BENCH_DB?sslmode=disable"
+    # As docs/deployment.md (Citus) sets a database up: on every node, then distributed.
+    citus_reset_db() {
+        local admin=(psql -qX -h 127.0.0.1 -p "$citus_port" -U postgres)
+        PGOPTIONS="-c citus.enable_create_database_propagation=on" "${admin[@]}" \
+            -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -c "CREATE DATABASE $BENCH_DB" >/dev/null
+        for p in $citus_ports; do
+            psql -qX -h 127.0.0.1 -p "$p" -U postgres -d "$BENCH_DB" -c "CREATE EXTENSION citus" >/dev/null
+        done
+        "${admin[@]}" -d "$BENCH_DB" -c "SELECT citus_set_coordinator_host('127.0.0.1', $citus_port)" >/dev/null
+        for p in $(seq $((citus_port + 1)) $((citus_port + 2))); do
+            "${admin[@]}" -d "$BENCH_DB" -c "SELECT citus_add_node('127.0.0.1', $p)" >/dev/null
+        done
+        DATABASE_URL=$CITUS_URL "$BIN" migrate --distribute >/dev/null
+    }
+    # CPU seconds a PostgreSQL cluster has spent: its postmaster, the backends it reaped, and the
+    # live ones (utime, stime, cutime, cstime from /proc; 100 ticks a second).
+    node_cpu() {
+        local postmaster
+        postmaster=$(head -1 "$1/postmaster.pid")
+        { cat "/proc/$postmaster/stat"; for c in $(pgrep -P "$postmaster"); do cat "/proc/$c/stat" 2>/dev/null; done; } |
+            awk '{ sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15 } END { printf "%.2f", t / 100 }'
+    }
+    single_data=$(psql -qtA "$ADMIN_URL" -c "SHOW data_directory")
+    # One run: the rate, and the CPU each PostgreSQL cluster in $nodes spent per 1,000 new rows.
+    measured_run() {
+        local url=$1; shift
+        local nodes=("$@") before=() after=() i
+        SERVER_DATABASE_URL=$url start_server
+        for i in "${!nodes[@]}"; do before[i]=$(node_cpu "${nodes[i]}"); done
+        rows_before=$(psql -qtA "$url" -c "SELECT count(*) FROM reports")
+        wrk -t2 -c"$best_connections" -d"${SECONDS_PER_RUN}s" -s bench/ingest.lua "http://127.0.0.1:$PORT" >"$work/wrk.txt"
+        sleep 1
+        rows_after=$(psql -qtA "$url" -c "SELECT count(*) FROM reports")
+        for i in "${!nodes[@]}"; do after[i]=$(node_cpu "${nodes[i]}"); done
+        stop_server
+        result=$(grep WRK_RESULT "$work/wrk.txt")
+        run_new=$((rows_after - rows_before))
+        run_rate=$(awk "BEGIN{printf \"%.1f\", $(field ok "$result") / ($(field duration_us "$result") / 1000000)}")
+        run_cpu=""
+        for i in "${!nodes[@]}"; do
+            run_cpu="$run_cpu $(awk "BEGIN{printf \"%.2f\", (${after[i]} - ${before[i]}) * 1000 / $run_new}")"
+        done
+    }
+    reset_db
+    measured_run "$BENCH_URL" "$single_data"
+    single_rate=$run_rate; single_cpu=$run_cpu
+    echo "   one node:      $single_rate reports/s; CPU s per 1,000 reports:$single_cpu"
+    citus_reset_db
+    measured_run "$CITUS_URL" $(for p in $citus_ports; do echo "$citus_dir/node$p"; done)
+    citus_rate=$run_rate; citus_cpu=$run_cpu
+    two_phase=$(psql -qtA "$CITUS_URL" -c "SELECT count(DISTINCT split_part(gid, '_', 3) || '_' || split_part(gid, '_', 4)) FROM pg_dist_transaction")
+    citus_2pc=$(awk "BEGIN{printf \"%.1f\", $two_phase * 1000 / $run_new}")
+    echo "   Citus cluster: $citus_rate reports/s; CPU s per 1,000 reports (coordinator, worker, worker):$citus_cpu; $citus_2pc two-phase commits per 1,000 reports"
+fi
+
+echo "== 6. result"
 ratio=$(awk "BEGIN{printf \"%.2f\", $service_rate / $best_tps}")
 echo "   naive ceiling:  $best_tps reports/s (pgbench, $best_clients clients)"
 echo "   service:        $service_rate reports/s (wrk, $best_connections connections)"
@@ -229,6 +305,10 @@ pg_settings=$(psql -qtA "$ADMIN_URL" -c "SELECT string_agg(name || '=' || curren
     printf '| 200 responses vs new rows (wrk phase; wrk drops answers in flight at its deadline) | %s vs %s |\n' "$wrk_ok" "$wrk_new_rows"
     printf '| 200 responses vs new rows (open-loop phase), acknowledged ids missing | %s vs %s, %s missing: %s |\n' "$lg_ok" "$lg_new_rows" "$missing" "$verdict"
     printf '| server peak RSS | %s MB (target < 150) |\n' "$rss"
+    if [ -n "$citus_rate" ]; then
+        printf '| one node at %s connections: rate; PostgreSQL CPU s per 1,000 reports | %s reports/s;%s |\n' "$best_connections" "$single_rate" "$single_cpu"
+        printf '| Citus 13.2, coordinator + 2 workers on this machine, same connections: rate; CPU s per 1,000 reports (coordinator, worker, worker); two-phase commits per 1,000 reports | %s reports/s;%s; %s |\n' "$citus_rate" "$citus_cpu" "$citus_2pc"
+    fi
 } >>docs/performance.md
 echo "   appended to docs/performance.md"
 [ "$verdict" = "ok" ]

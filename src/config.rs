@@ -35,13 +35,23 @@ pub enum Command {
     /// Run the service (the default).
     Serve,
     /// Create the database if needed, apply pending migrations, and exit.
-    Migrate,
+    Migrate(MigrateArgs),
     /// Write synthetic telemetry history into the database (for demos, tests and benchmarks), then
     /// refresh the analytics rollups and exit.
     Generate(GenerateArgs),
     /// Run the retention job once (refresh the analytics rollups, then delete raw reports older than
     /// RETENTION_DAYS) and exit; for deployments that schedule it themselves.
     Retention,
+}
+
+/// Options of the `migrate` subcommand.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct MigrateArgs {
+    /// After the migrations, create the citus extension and distribute the tables over the Citus
+    /// cluster this database is the coordinator of (docs/deployment.md, Citus); tables already
+    /// distributed stay as they are. Fails on a PostgreSQL server without Citus.
+    #[arg(long)]
+    pub distribute: bool,
 }
 
 /// Options of the `generate` subcommand; `src/synthetic/mod.rs` describes the model behind them.

@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.config);
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => server::migrate_only(&cli.config).await,
+        Command::Migrate(args) => server::migrate_only(&cli.config, args.distribute).await,
         Command::Serve => serve(&cli.config).await,
         Command::Generate(args) => generate(&cli.config, &args).await,
         Command::Retention => retention_once(&cli.config).await,

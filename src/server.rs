@@ -109,9 +109,16 @@ pub async fn connect_with_retry(
 }
 
 /// Creates the database if needed and applies pending migrations (the `migrate` subcommand).
-pub async fn migrate_only(config: &Config) -> Result<(), StartupError> {
+/// With `distribute`, the tables are then spread over the Citus cluster (`store::distribute`).
+pub async fn migrate_only(config: &Config, distribute: bool) -> Result<(), StartupError> {
     let pool = connect_and_migrate(config).await?;
-    pool.close().await;
+    if distribute {
+        let done = store::distribute(&pool).await;
+        pool.close().await;
+        println!("{}", done?);
+    } else {
+        pool.close().await;
+    }
     Ok(())
 }
 
@@ -193,8 +200,10 @@ impl Service {
         )
         .await?;
         store::migrate(&pool).await?;
+        let topology = store::Topology::of(&pool).await?;
+        tracing::info!(?topology, "database layout");
 
-        let (writer, writer_tasks) = Writer::start(pool.clone(), config.writer());
+        let (writer, writer_tasks) = Writer::start(pool.clone(), topology, config.writer());
         let stats = Arc::new(StatsCache::new(pool.clone(), config.stats_min_bucket)?);
         let state = Arc::new(AppState {
             pool,

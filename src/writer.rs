@@ -14,7 +14,7 @@ use tracing::Span;
 use uuid::Uuid;
 
 use crate::observability;
-use crate::store::{self, NewReport, StoreError};
+use crate::store::{self, NewReport, StoreError, Topology};
 
 /// How the writer batches; defaults come from `bench/ingest.sh` (see `docs/performance.md`).
 #[derive(Clone, Copy, Debug)]
@@ -72,7 +72,11 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer tasks; await the returned set after dropping every `Writer` to flush the queue.
-    pub fn start(pool: PgPool, settings: WriterSettings) -> (Self, JoinSet<()>) {
+    pub fn start(
+        pool: PgPool,
+        topology: Topology,
+        settings: WriterSettings,
+    ) -> (Self, JoinSet<()>) {
         let (jobs, receiver) = mpsc::unbounded_channel();
         let receiver = Arc::new(Mutex::new(receiver));
         let mut tasks = JoinSet::new();
@@ -80,6 +84,7 @@ impl Writer {
         for _ in 0..settings.writers.max(1) {
             tasks.spawn(run_writer(
                 pool.clone(),
+                topology,
                 receiver.clone(),
                 settings,
                 quarantine.clone(),
@@ -126,6 +131,7 @@ impl Writer {
 
 async fn run_writer(
     pool: PgPool,
+    topology: Topology,
     receiver: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
     settings: WriterSettings,
     quarantine: Arc<Quarantine>,
@@ -135,10 +141,10 @@ async fn run_writer(
         let (suspects, batch): (Vec<Job>, Vec<Job>) =
             batch.into_iter().partition(|job| quarantine.holds(job));
         if !batch.is_empty() {
-            commit_batch(&pool, batch, &quarantine).await;
+            commit_batch(&pool, topology, batch, &quarantine).await;
         }
         for job in suspects {
-            commit_batch(&pool, vec![job], &quarantine).await;
+            commit_batch(&pool, topology, vec![job], &quarantine).await;
         }
     }
 }
@@ -213,10 +219,10 @@ async fn next_batch(
 
 /// Commits a batch; when a request in it makes the commit fail, [`isolate_failures`] stores the
 /// others without it.
-async fn commit_batch(pool: &PgPool, batch: Vec<Job>, quarantine: &Quarantine) {
+async fn commit_batch(pool: &PgPool, topology: Topology, batch: Vec<Job>, quarantine: &Quarantine) {
     let reports: Vec<&NewReport> = batch.iter().flat_map(|job| &job.reports).collect();
     let count = reports.len();
-    let outcome = commit_with_retry(pool, &reports).await;
+    let outcome = commit_with_retry(pool, topology, &reports).await;
     drop(reports);
     match outcome {
         Ok(()) => {
@@ -234,7 +240,7 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Job>, quarantine: &Quarantine) {
         }
         Err(error) => {
             tracing::warn!(requests = batch.len(), %error, "batch failed, isolating the failing requests");
-            isolate_failures(pool, batch, quarantine).await;
+            isolate_failures(pool, topology, batch, quarantine).await;
         }
     }
 }
@@ -243,9 +249,14 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Job>, quarantine: &Quarantine) {
 /// halving the groups the database refuses down to the requests at fault. A failing request thus
 /// costs its batch about 2·log2(requests) statements and one extra commit, instead of a commit per
 /// request: replaying it cannot collapse everyone else's throughput.
-async fn isolate_failures(pool: &PgPool, mut batch: Vec<Job>, quarantine: &Quarantine) {
+async fn isolate_failures(
+    pool: &PgPool,
+    topology: Topology,
+    mut batch: Vec<Job>,
+    quarantine: &Quarantine,
+) {
     let started = Instant::now();
-    let mut write = match store::GroupedWrite::begin(pool).await {
+    let mut write = match store::GroupedWrite::begin(pool, topology).await {
         Ok(write) => write,
         Err(error) => {
             tracing::warn!(requests = batch.len(), %error, "batch not committed, database unavailable");
@@ -312,14 +323,18 @@ fn not_committed(jobs: Vec<Job>) {
 }
 
 /// Retries once after a lost deadlock or serialization race; other failures go back to the caller.
-async fn commit_with_retry(pool: &PgPool, reports: &[&NewReport]) -> Result<(), StoreError> {
+async fn commit_with_retry(
+    pool: &PgPool,
+    topology: Topology,
+    reports: &[&NewReport],
+) -> Result<(), StoreError> {
     let started = Instant::now();
-    let first = store::insert_reports(pool, reports.iter().copied()).await;
+    let first = store::insert_reports(pool, topology, reports.iter().copied()).await;
     let result = match first {
         Err(StoreError::Query(sqlx::Error::Database(ref error)))
             if matches!(error.code().as_deref(), Some("40001" | "40P01")) =>
         {
-            store::insert_reports(pool, reports.iter().copied()).await
+            store::insert_reports(pool, topology, reports.iter().copied()).await
         }
         other => other,
     };

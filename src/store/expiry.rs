@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 
 use super::StoreError;
+use super::distribute::reports_distributed;
 
 /// Serialises the expiry runs of every process that shares the database (two-key advisory lock
 /// namespace 7311; ingest's instance locks are in 7310).
@@ -124,6 +125,13 @@ async fn drop_partitions_on(
     )
     .fetch_all(&mut *conn)
     .await?;
+    // Citus refuses DETACH ... CONCURRENTLY on a distributed table; there the plain DETACH locks
+    // the parent table for the moment it takes.
+    let concurrently = if reports_distributed(&mut *conn).await? {
+        ""
+    } else {
+        " CONCURRENTLY"
+    };
     let mut dropped = 0;
     for partition in expired {
         if partition.parent == "report_rows" {
@@ -151,7 +159,7 @@ async fn drop_partitions_on(
         let parent = quote_identifier(&partition.parent);
         let table = quote_identifier(&partition.table);
         // Not in a transaction: DETACH ... CONCURRENTLY refuses to run in one.
-        let detach = format!("ALTER TABLE {parent} DETACH PARTITION {table} CONCURRENTLY");
+        let detach = format!("ALTER TABLE {parent} DETACH PARTITION {table}{concurrently}");
         sqlx::raw_sql(AssertSqlSafe(detach))
             .execute(&mut *conn)
             .await?;

@@ -1,10 +1,12 @@
 //! All SQL lives here, by concern: connecting (and creating the database) and migrations here and in
 //! `connect`; the set-based batch write that stores reports, upserts their instances and keeps the
 //! upgrade history consistent (`writes`, its statements in `queries/`); the monthly partitions of
-//! `reports`' tables (`partitions`); the rollup refresh (`rollups`); the expiry of raw reports (`expiry`);
-//! and what the statistics page reads (`read`).
+//! `report_rows` and `report_metric_values`, where `reports` is stored (`partitions`); the rollup
+//! refresh (`rollups`); the expiry of raw reports (`expiry`); what the statistics page reads
+//! (`read`); and spreading the tables over a Citus cluster (`distribute`).
 
 mod connect;
+mod distribute;
 mod expiry;
 mod partitions;
 mod read;
@@ -14,6 +16,7 @@ mod writes;
 use sqlx::PgPool;
 
 pub use connect::{DatabaseSettings, connect};
+pub use distribute::{Distribution, Topology, distribute};
 pub use expiry::delete_reports_received_before;
 pub use partitions::{create_partitions, create_partitions_around};
 pub use read::{
@@ -39,6 +42,16 @@ pub enum StoreError {
     },
     #[error("could not apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "this PostgreSQL server does not run Citus (the citus extension installed and in shared_preload_libraries); --distribute needs a Citus coordinator"
+    )]
+    NoCitus,
+    #[error("could not distribute {table} with Citus: {source}")]
+    Distribute {
+        table: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("database error: {0}")]
     Query(#[source] sqlx::Error),
 }

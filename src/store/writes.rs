@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, PgPool};
 
-use super::{StoreError, partitions};
+use super::distribute::shards_of;
+use super::{StoreError, Topology, partitions};
 use crate::report::Report;
 use crate::stored_metrics::{self, fits_text};
 use crate::typed_metrics::{TypedMetrics, array_literal};
@@ -117,10 +118,13 @@ const MAX_INSTANCES_PER_TRANSACTION: usize = 1000;
 /// whose new reports are newer than everything stored for them, the usual case. Only for the other
 /// instances, with late or out-of-order reports or a concurrent batch in between, two more
 /// statements drop and re-derive the upgrades from the earliest new report on, so no false
-/// downgrade or duplicate upgrade is left behind. A batch that arrives in a month without its
-/// partitions creates them and is written again.
+/// downgrade or duplicate upgrade is left behind. The days whose rollups must be rebuilt although
+/// no refresh will see them arrive (late reports older than an instance's first day, generated
+/// history) are noted in `analytics.stale_days` by one more statement, when there are any. A batch
+/// that arrives in a month without its partitions creates them and is written again.
 pub async fn insert_reports<'a>(
     pool: &PgPool,
+    topology: Topology,
     reports: impl IntoIterator<Item = &'a NewReport>,
 ) -> Result<u64, StoreError> {
     let mut reports: Vec<&NewReport> = reports.into_iter().collect();
@@ -128,7 +132,7 @@ pub async fn insert_reports<'a>(
     instances.sort_unstable();
     instances.dedup();
     if instances.len() <= MAX_INSTANCES_PER_TRANSACTION {
-        return insert_reports_creating_partitions(pool, &reports).await;
+        return insert_reports_creating_partitions(pool, topology, &reports).await;
     }
     reports.sort_by_key(|new| new.report.instance_id);
     let mut inserted = 0;
@@ -136,31 +140,66 @@ pub async fn insert_reports<'a>(
         let (first, last) = (bounds[0], bounds[bounds.len() - 1]);
         let start = reports.partition_point(|new| new.report.instance_id < first);
         let end = reports.partition_point(|new| new.report.instance_id <= last);
-        inserted += insert_reports_creating_partitions(pool, &reports[start..end]).await?;
+        inserted +=
+            insert_reports_creating_partitions(pool, topology, &reports[start..end]).await?;
     }
     Ok(inserted)
 }
 
 async fn insert_reports_creating_partitions(
     pool: &PgPool,
+    topology: Topology,
     reports: &[&NewReport],
 ) -> Result<u64, StoreError> {
-    match insert_reports_once(pool, reports).await {
+    match insert_reports_once(pool, topology, reports).await {
         Err(error) if partitions::is_missing_partition(&error) => {
             partitions::create_partitions_for(pool, reports.iter().copied()).await?;
-            insert_reports_once(pool, reports).await
+            insert_reports_once(pool, topology, reports).await
         }
         other => other,
     }
 }
 
-async fn insert_reports_once(pool: &PgPool, reports: &[&NewReport]) -> Result<u64, StoreError> {
+async fn insert_reports_once(
+    pool: &PgPool,
+    topology: Topology,
+    reports: &[&NewReport],
+) -> Result<u64, StoreError> {
     // Whatever stops us from getting a connection (refused, database closed to connections, pool
     // exhausted) means the database is unavailable, not that these reports are at fault.
     let mut tx = pool.begin().await.map_err(StoreError::Unavailable)?;
-    let inserted = insert_reports_in(&mut tx, reports.iter().copied()).await?;
+    let inserted = insert_laid_out(&mut tx, topology, reports.iter().copied()).await?;
     tx.commit().await?;
     Ok(inserted)
+}
+
+/// On Citus, the batch's statements run once per shard, each with the reports of that shard's
+/// instances only, so that every step of them touches one shard (docs/deployment.md, Citus). The
+/// shards go in ascending order, the same in every transaction, so that two batches take their
+/// instances' locks in one order.
+async fn insert_laid_out<'a>(
+    tx: &mut PgConnection,
+    topology: Topology,
+    reports: impl IntoIterator<Item = &'a NewReport>,
+) -> Result<u64, StoreError> {
+    match topology {
+        Topology::OneServer => insert_reports_in(tx, reports).await,
+        Topology::Citus => {
+            let reports: Vec<&NewReport> = reports.into_iter().collect();
+            let instances: Vec<uuid::Uuid> = reports.iter().map(|r| r.report.instance_id).collect();
+            let shards = shards_of(&mut *tx, &instances).await?;
+            let mut by_shard: std::collections::BTreeMap<i64, Vec<&NewReport>> =
+                std::collections::BTreeMap::new();
+            for (report, shard) in reports.into_iter().zip(shards) {
+                by_shard.entry(shard).or_default().push(report);
+            }
+            let mut inserted = 0;
+            for group in by_shard.into_values() {
+                inserted += insert_reports_in(tx, group).await?;
+            }
+            Ok(inserted)
+        }
+    }
 }
 
 /// Several groups of reports in one transaction, each group all or nothing: a group the database
@@ -169,14 +208,16 @@ async fn insert_reports_once(pool: &PgPool, reports: &[&NewReport]) -> Result<u6
 pub struct GroupedWrite {
     pool: PgPool,
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    topology: Topology,
 }
 
 impl GroupedWrite {
-    pub async fn begin(pool: &PgPool) -> Result<Self, StoreError> {
+    pub async fn begin(pool: &PgPool, topology: Topology) -> Result<Self, StoreError> {
         let tx = pool.begin().await.map_err(StoreError::Unavailable)?;
         Ok(Self {
             pool: pool.clone(),
             tx,
+            topology,
         })
     }
 
@@ -199,7 +240,8 @@ impl GroupedWrite {
 
     async fn insert_once(&mut self, reports: &[&NewReport]) -> Result<u64, StoreError> {
         let mut savepoint = self.tx.begin().await?;
-        let inserted = insert_reports_in(&mut savepoint, reports.iter().copied()).await?;
+        let inserted =
+            insert_laid_out(&mut savepoint, self.topology, reports.iter().copied()).await?;
         savepoint.commit().await?;
         Ok(inserted)
     }
@@ -253,6 +295,23 @@ async fn insert_reports_in<'a>(
     .await?;
 
     let inserted: i64 = touched.iter().map(|row| row.report_count).sum();
+    // Usually none: only late reports older than an instance's first day, and generated history.
+    let mut stale_days: Vec<chrono::NaiveDate> = touched
+        .iter()
+        .flat_map(|row| {
+            row.moved_first_day
+                .iter()
+                .chain(row.unseen_days.iter().flatten())
+        })
+        .copied()
+        .collect();
+    if !stale_days.is_empty() {
+        stale_days.sort_unstable();
+        stale_days.dedup();
+        sqlx::query_file!("src/store/queries/note_stale_days.sql", &stale_days)
+            .execute(&mut *tx)
+            .await?;
+    }
     let versioned: Vec<_> = touched
         .iter()
         .filter(|row| row.since.is_some() && !row.upgrades_appended)

@@ -46,7 +46,7 @@ use rand::rngs::SmallRng;
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 
-use crate::store::{self, NewReport, RollupRefresh, StoreError};
+use crate::store::{self, NewReport, RollupRefresh, StoreError, Topology};
 use calendar::{Line, release_calendar};
 use installation::{Instance, new_instance};
 
@@ -100,10 +100,11 @@ impl fmt::Display for Summary {
 pub async fn generate(pool: &PgPool, settings: &Settings) -> Result<Summary, StoreError> {
     let started = std::time::Instant::now();
     let mut simulation = Simulation::new(settings);
+    let topology = store::Topology::of(pool).await?;
     let mut reports = 0u64;
     while let Some((date, day)) = simulation.next_day() {
         let count = day.len();
-        reports += write_day(pool, day, settings).await?;
+        reports += write_day(pool, topology, day, settings).await?;
         tracing::info!(%date, reports = count, total = reports, elapsed_s = started.elapsed().as_secs(), "day written");
     }
     let refresh = store::refresh_rollups(pool, settings.end_date + Days::new(1)).await?;
@@ -118,6 +119,7 @@ pub async fn generate(pool: &PgPool, settings: &Settings) -> Result<Summary, Sto
 /// Writes one day's reports, `concurrency` batches of `batch_size` at a time.
 async fn write_day(
     pool: &PgPool,
+    topology: Topology,
     reports: Vec<NewReport>,
     settings: &Settings,
 ) -> Result<u64, StoreError> {
@@ -130,7 +132,7 @@ async fn write_day(
         while running.len() < settings.concurrency {
             let Some(batch) = batches.next() else { break };
             let pool = pool.clone();
-            running.spawn(async move { store::insert_reports(&pool, &batch).await });
+            running.spawn(async move { store::insert_reports(&pool, topology, &batch).await });
         }
         match running.join_next().await {
             Some(result) => written += result.expect("a batch task does not panic")?,

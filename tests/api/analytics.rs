@@ -34,7 +34,7 @@ fn history_settings(instances: u32, days: u32, seed: u64) -> Settings {
 
 async fn write(pool: &PgPool, reports: &[NewReport]) {
     for batch in reports.chunks(500) {
-        store::insert_reports(pool, batch)
+        store::insert_reports(pool, store::Topology::OneServer, batch)
             .await
             .expect("batch stored");
     }

@@ -122,7 +122,9 @@ async fn simultaneous_deliveries_of_the_same_reports_store_them_once() {
         .map(|_| {
             let pool = db.pool.clone();
             let reports = reports.clone();
-            tokio::spawn(async move { store::insert_reports(&pool, &reports).await })
+            tokio::spawn(async move {
+                store::insert_reports(&pool, store::Topology::OneServer, &reports).await
+            })
         })
         .collect();
     let mut stored = 0;
@@ -185,7 +187,9 @@ async fn retention_drops_expired_months_whole_and_finishes_an_interrupted_run() 
         concurrency: 2,
     });
     while let Some((_, day)) = simulation.next_day() {
-        store::insert_reports(&app.pool, &day).await.unwrap();
+        store::insert_reports(&app.pool, store::Topology::OneServer, &day)
+            .await
+            .unwrap();
     }
     let total = app.count("reports").await;
     // Everything arrived 15 months earlier: several whole months expire at 400 days.

@@ -30,7 +30,7 @@ fn history(settings: &Settings) -> Vec<Vec<NewReport>> {
 
 async fn write(pool: &PgPool, reports: &[NewReport]) {
     for batch in reports.chunks(500) {
-        store::insert_reports(pool, batch)
+        store::insert_reports(pool, store::Topology::OneServer, batch)
             .await
             .expect("batch stored");
     }

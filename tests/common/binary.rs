@@ -54,13 +54,14 @@ fn collect(
     })
 }
 
-/// Runs a one-shot command of the binary (`migrate`, `retention`, ...) with only `env` as its
+/// Runs a one-shot command of the binary (`migrate`, `retention`, `migrate --distribute`, ...),
+/// its words split at spaces, with only `env` as its
 /// environment, and returns whether it succeeded and everything it wrote.
 pub async fn run_command(command: &str, env: &[(&str, String)]) -> (bool, String) {
     let output = tokio::time::timeout(
         PROCESS_TIMEOUT,
         Command::new(env!("CARGO_BIN_EXE_telemetry-server"))
-            .arg(command)
+            .args(command.split_whitespace())
             .env_clear()
             .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
             .stdin(Stdio::null())

@@ -5,12 +5,14 @@
 pub mod binary;
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Once;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{AssertSqlSafe, PgPool};
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, PgPool};
 use telemetry_server::config::{Cli, Config};
 use telemetry_server::server::{self, RunningServer, Service};
 
@@ -21,25 +23,46 @@ pub fn admin_url() -> String {
 }
 
 pub fn database_url(name: &str) -> String {
-    let admin = admin_url();
-    let base = admin
-        .rsplit_once('/')
-        .map_or(admin.as_str(), |(base, _)| base);
-    format!("{base}/{name}")
+    database_url_on(&admin_url(), name)
+}
+
+/// The URL of database `name` on the server of the maintenance URL `admin`, with its parameters.
+fn database_url_on(admin: &str, name: &str) -> String {
+    let (path, query) = admin
+        .split_once('?')
+        .map_or((admin, None), |(p, q)| (p, Some(q)));
+    let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// The Citus coordinator's maintenance database (CITUS_DATABASE_URL, which scripts/test sets after
+/// starting a cluster). Without it the Citus tests print why and pass without running, so that the
+/// suite also runs on machines without Citus.
+pub fn citus_admin_url(test: &str) -> Option<String> {
+    let url = std::env::var("CITUS_DATABASE_URL").ok();
+    if url.is_none() {
+        eprintln!(
+            "SKIPPED {test}: CITUS_DATABASE_URL is not set (scripts/test starts a Citus cluster from ../shared/citus and sets it)"
+        );
+    }
+    url
 }
 
 /// Test databases are named `tst_<unix seconds>_<random>`; ones left over from runs more than an
 /// hour old (a test that panicked never drops its own) are removed when the next test starts.
 async fn fresh_database_name() -> String {
+    fresh_database_name_on(&admin_url()).await
+}
+
+async fn fresh_database_name_on(admin_url: &str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&admin_url())
-        .await
-        .expect("the test PostgreSQL is reachable (see README: Testing)");
+    let admin = admin_pool(admin_url).await;
     let stale: Vec<String> =
         sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'tst\\_%'")
             .fetch_all(&admin)
@@ -71,13 +94,27 @@ pub async fn fresh_database() -> (String, String) {
     (name, url)
 }
 
+/// A connection to a maintenance database. On a Citus coordinator, CREATE and DROP DATABASE then
+/// reach the workers too (Citus 13 propagates them only when asked to); a plain PostgreSQL takes
+/// the setting as an unknown placeholder and ignores it.
+async fn admin_pool(admin_url: &str) -> PgPool {
+    let options = PgConnectOptions::from_str(admin_url)
+        .expect("a valid maintenance URL")
+        .options([("citus.enable_create_database_propagation", "on")]);
+    PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("the test PostgreSQL is reachable (see README: Testing)")
+}
+
 /// Runs one statement on the maintenance database.
 async fn on_admin(statement: String) {
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&admin_url())
-        .await
-        .unwrap();
+    on_admin_of(&admin_url(), statement).await;
+}
+
+async fn on_admin_of(admin_url: &str, statement: String) {
+    let admin = admin_pool(admin_url).await;
     sqlx::query(AssertSqlSafe(statement))
         .execute(&admin)
         .await
@@ -90,11 +127,92 @@ pub async fn drop_database(name: &str) {
     on_admin(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
 }
 
+/// Drops a test database on the server of `admin_url`. On Citus a worker may still hold a session in
+/// it for a moment (the coordinator's cached connections, the maintenance daemon), which FORCE on the
+/// coordinator does not end there: the drop is tried again for a few seconds, and a database still
+/// left is removed by a later test run (see [`fresh_database_name`]).
+async fn drop_database_on(admin_url: &str, name: &str) {
+    let admin = admin_pool(admin_url).await;
+    let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+    for attempt in 1..=20 {
+        match sqlx::query(AssertSqlSafe(drop.clone()))
+            .execute(&admin)
+            .await
+        {
+            Ok(_) => break,
+            Err(error) if attempt == 20 => eprintln!("test database {name} left behind: {error}"),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
+    }
+    admin.close().await;
+}
+
+/// Creates database `name` on the Citus cluster of `admin_url` as docs/deployment.md tells an
+/// operator to: the database on the coordinator (and through it on every worker), the citus
+/// extension in it on every node, and the workers registered with it, for Citus keeps its
+/// metadata per database.
+async fn create_citus_database(admin_url: &str, name: &str) {
+    // One test process at a time: registering nodes in two new databases at once fails on the
+    // workers with "tuple concurrently updated". Held until the connection closes at the end.
+    let admin = admin_pool(admin_url).await;
+    sqlx::query("SELECT pg_advisory_lock(7318)")
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let nodes: Vec<(String, i32, i32)> =
+        sqlx::query_as("SELECT nodename, nodeport, groupid FROM pg_dist_node ORDER BY groupid")
+            .fetch_all(&admin)
+            .await
+            .expect("CITUS_DATABASE_URL is a Citus coordinator");
+    let coordinator = PgConnectOptions::from_str(admin_url).unwrap();
+    for (host, port, _) in nodes.iter().filter(|(_, _, group)| *group != 0) {
+        let worker = coordinator
+            .clone()
+            .host(host)
+            .port(u16::try_from(*port).unwrap())
+            .database(name);
+        let mut connection = sqlx::PgConnection::connect_with(&worker).await.unwrap();
+        sqlx::query("CREATE EXTENSION citus")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        connection.close().await.ok();
+    }
+    let database = PgPool::connect(&database_url_on(admin_url, name))
+        .await
+        .unwrap();
+    sqlx::query("CREATE EXTENSION citus")
+        .execute(&database)
+        .await
+        .unwrap();
+    for (host, port, group) in &nodes {
+        let register = if *group == 0 {
+            "SELECT citus_set_coordinator_host($1, $2)"
+        } else {
+            "SELECT citus_add_node($1, $2)"
+        };
+        sqlx::query(register)
+            .bind(host)
+            .bind(port)
+            .execute(&database)
+            .await
+            .unwrap();
+    }
+    database.close().await;
+    admin.close().await;
+}
+
 /// A fresh database with migrations applied, for tests of the SQL, the store and the migrations
 /// themselves, which need no service (no GeoIP database, listener or background jobs).
 pub struct TestDatabase {
     pub name: String,
     pub pool: PgPool,
+    pub url: String,
+    admin_url: String,
 }
 
 impl TestDatabase {
@@ -119,17 +237,42 @@ impl TestDatabase {
         database
     }
 
+    /// A fresh database on the Citus cluster (see [`citus_admin_url`]), migrated and distributed as
+    /// `telemetry-server migrate --distribute` does; `None` without a cluster.
+    pub async fn citus_distributed(test: &str) -> Option<Self> {
+        let admin_url = citus_admin_url(test)?;
+        init_test_logging();
+        let name = fresh_database_name_on(&admin_url).await;
+        create_citus_database(&admin_url, &name).await;
+        let url = database_url_on(&admin_url, &name);
+        let pool = PgPool::connect(&url).await.unwrap();
+        telemetry_server::store::MIGRATOR.run(&pool).await.unwrap();
+        telemetry_server::store::distribute(&pool).await.unwrap();
+        Some(Self {
+            name,
+            pool,
+            url,
+            admin_url,
+        })
+    }
+
     async fn created() -> Self {
         init_test_logging();
         let name = fresh_database_name().await;
         on_admin(format!("CREATE DATABASE \"{name}\"")).await;
-        let pool = PgPool::connect(&database_url(&name)).await.unwrap();
-        Self { name, pool }
+        let url = database_url(&name);
+        let pool = PgPool::connect(&url).await.unwrap();
+        Self {
+            name,
+            pool,
+            url,
+            admin_url: admin_url(),
+        }
     }
 
     pub async fn cleanup(self) {
         self.pool.close().await;
-        drop_database(&self.name).await;
+        drop_database_on(&self.admin_url, &self.name).await;
     }
 }
 
@@ -197,6 +340,7 @@ pub struct TestApp {
     pub pool: PgPool,
     pub client: reqwest::Client,
     server: Option<RunningServer>,
+    admin_url: String,
 }
 
 impl TestApp {
@@ -211,7 +355,26 @@ impl TestApp {
         let database_url = database_url(&database_name);
         let mut config = test_config(&database_url);
         configure(&mut config);
-        let server = server::start(&config).await.expect("service starts");
+        Self::start(database_name, database_url, admin_url(), &config).await
+    }
+
+    /// The service on a fresh database of the Citus cluster, distributed before it starts (see
+    /// [`TestDatabase::citus_distributed`]); `None` without a cluster.
+    pub async fn spawn_citus(test: &str, configure: impl FnOnce(&mut Config)) -> Option<Self> {
+        let database = TestDatabase::citus_distributed(test).await?;
+        database.pool.close().await;
+        let mut config = test_config(&database.url);
+        configure(&mut config);
+        Some(Self::start(database.name, database.url, database.admin_url, &config).await)
+    }
+
+    async fn start(
+        database_name: String,
+        database_url: String,
+        admin_url: String,
+        config: &Config,
+    ) -> Self {
+        let server = server::start(config).await.expect("service starts");
         let pool = server.pool.clone();
         Self {
             base_url: format!("http://{}", server.local_addr),
@@ -220,6 +383,7 @@ impl TestApp {
             pool,
             client: reqwest::Client::new(),
             server: Some(server),
+            admin_url,
         }
     }
 
@@ -322,7 +486,7 @@ impl TestApp {
     pub async fn cleanup(mut self) {
         self.stop().await;
         self.pool.close().await;
-        drop_database(&self.database_name).await;
+        drop_database_on(&self.admin_url, &self.database_name).await;
     }
 }
 

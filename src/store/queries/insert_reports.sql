@@ -1,3 +1,9 @@
+-- Also runs on Citus (src/store/distribute.rs), where it is split into one step per CTE, each its own
+-- query and snapshot, run in the order written: every read of a distributed table names the
+-- batch's instances ($2, which the writer keeps to one shard there), and what must be read before
+-- the upsert (prior) is materialized before it. The days the rollups must rebuild are returned, not
+-- written to analytics.stale_days here: on Citus that is a reference table, and writing it (even no
+-- rows) would make every batch a transaction on every node.
 WITH incoming AS (
     SELECT *
     FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
@@ -44,7 +50,9 @@ inserted AS (
     FROM packed n
     -- A re-send: the instance's lock (lock_instances.sql, taken before this statement) makes sure
     -- no other transaction stores the same report between this check and the commit.
-    WHERE NOT EXISTS (SELECT FROM report_rows r WHERE r.instance_id = n.instance_id AND r.report_id = n.report_id)
+    WHERE NOT EXISTS (SELECT FROM report_rows r
+                      WHERE r.instance_id = n.instance_id AND r.report_id = n.report_id
+                        AND r.instance_id = ANY($2))
     ORDER BY instance_id, report_id
     RETURNING report_id, instance_id, product_family, created_at, received_at, version, country_code,
               up_duration_seconds, analytics.report_day(created_at, received_at) AS day
@@ -63,15 +71,19 @@ per_instance AS (
            (array_agg(country_code ORDER BY created_at DESC, report_id DESC)
                 FILTER (WHERE country_code IS NOT NULL))[1] AS country_code,
            max(created_at) FILTER (WHERE country_code IS NOT NULL) AS country_seen_at,
-           count(*) AS report_count
+           count(*) AS report_count,
+           -- Reports stored as arriving in the past (generated history) are not among the
+           -- arrivals a refresh looks for once it has passed them: their days are noted instead.
+           array_agg(DISTINCT day) FILTER (WHERE received_at < now() - interval '10 minutes') AS unseen_days
     FROM inserted
     GROUP BY instance_id, product_family
 ),
-prior AS (
+prior AS MATERIALIZED (
     -- The instances as they stood before this statement: its snapshot.
-    SELECT i.instance_id, i.product_family, i.version, i.version_seen_at, i.report_count
+    SELECT i.instance_id, i.product_family, i.first_day, i.version, i.version_seen_at, i.report_count
     FROM instances i
     JOIN per_instance p USING (instance_id, product_family)
+    WHERE i.instance_id = ANY($2)
 ),
 upserted AS (
     INSERT INTO instances AS i (instance_id, product_family, first_seen, last_seen, first_day, version,
@@ -133,27 +145,6 @@ appended_upgrades AS (
         WHERE n.version IS NOT NULL
     ) sequence
     WHERE from_version <> version
-    RETURNING 1 AS done
-),
-moved_first_days AS (
-    -- A late report older than an instance's first day moves that day: the old one is no
-    -- longer the day the instance was new, and its rollups must be rebuilt.
-    INSERT INTO analytics.stale_days (day, noted_at)
-    SELECT DISTINCT i.first_day, now()
-    FROM instances i
-    JOIN per_instance p USING (instance_id, product_family)
-    WHERE p.first_day < i.first_day
-    ON CONFLICT (day) DO UPDATE SET noted_at = excluded.noted_at
-    RETURNING 1 AS done
-),
-unseen_arrivals AS (
-    -- Reports stored as arriving in the past (generated history) are not among the arrivals
-    -- a refresh looks for once it has passed them: their days are noted instead.
-    INSERT INTO analytics.stale_days (day, noted_at)
-    SELECT DISTINCT day, now()
-    FROM inserted
-    WHERE received_at < now() - interval '10 minutes'
-    ON CONFLICT (day) DO UPDATE SET noted_at = excluded.noted_at
     RETURNING 1 AS done
 ),
 day_summary AS (
@@ -249,7 +240,12 @@ folded AS (
 )
 SELECT p.instance_id AS "instance_id!", p.product_family AS "product_family!",
        p.earliest_versioned AS "since?", p.report_count AS "report_count!",
-       o.instance_id IS NOT NULL AS "upgrades_appended!"
+       o.instance_id IS NOT NULL AS "upgrades_appended!",
+       -- A late report older than an instance's first day moves that day: the old one is no
+       -- longer the day the instance was new, and its rollups must be rebuilt.
+       CASE WHEN p.first_day < r.first_day THEN r.first_day END AS "moved_first_day?",
+       p.unseen_days AS "unseen_days?"
 FROM per_instance p
 LEFT JOIN in_order o USING (instance_id, product_family)
+LEFT JOIN prior r USING (instance_id, product_family)
 
