@@ -103,27 +103,6 @@ fn parse_count(value: &str) -> Option<i32> {
     Some(whole + i32::from(rounds_up))
 }
 
-/// A PostgreSQL array literal (`{"a","b"}`) for a list of strings, for passing a text[] per row
-/// through `UNNEST` (which cannot take an array of arrays of different lengths).
-pub(crate) fn array_literal(values: &[String]) -> String {
-    let mut literal = String::from("{");
-    for (index, value) in values.iter().enumerate() {
-        if index > 0 {
-            literal.push(',');
-        }
-        literal.push('"');
-        for c in value.chars() {
-            if c == '"' || c == '\\' {
-                literal.push('\\');
-            }
-            literal.push(c);
-        }
-        literal.push('"');
-    }
-    literal.push('}');
-    literal
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,11 +171,5 @@ mod tests {
             Some(vec!["8.0.36".to_owned(), "5.7.44".to_owned()])
         );
         assert_eq!(typed.mongodb_versions, None);
-    }
-
-    #[test]
-    fn array_literals_escape_quotes_and_backslashes() {
-        let values = ["8.0".to_owned(), r#"a"b\c"#.to_owned(), "{x,y}".to_owned()];
-        assert_eq!(array_literal(&values), r#"{"8.0","a\"b\\c","{x,y}"}"#);
     }
 }

@@ -5,6 +5,7 @@
 //! refresh (`rollups`); the expiry of raw reports (`expiry`); what the statistics page reads
 //! (`read`); and spreading the tables over a Citus cluster (`distribute`).
 
+mod array_literal;
 mod connect;
 mod distribute;
 mod expiry;

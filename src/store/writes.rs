@@ -5,11 +5,12 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, PgPool};
 
+use super::array_literal;
 use super::distribute::shards_of;
 use super::{StoreError, Topology, partitions};
 use crate::report::Report;
 use crate::stored_metrics::{self, fits_text};
-use crate::typed_metrics::{TypedMetrics, array_literal};
+use crate::typed_metrics::TypedMetrics;
 
 /// A report as it goes to the database: the validated report plus what the server adds.
 #[derive(Clone, Debug)]
@@ -33,7 +34,12 @@ struct ReportColumns {
     country_code: Vec<Option<String>>,
     up_duration_seconds: Vec<Option<i64>>,
     protocol: Vec<&'static str>,
-    metrics: Vec<String>,
+    /// The packed metrics (src/stored_metrics.rs); the arrays as literals, since `UNNEST` cannot
+    /// take an array of arrays whose rows differ in length.
+    metric_keys: Vec<i64>,
+    metric_values: Vec<String>,
+    metric_digests: Vec<Option<String>>,
+    metric_nul_escaped: Vec<Option<String>>,
     distribution_method: Vec<Option<String>>,
     alerting_enabled: Vec<Option<bool>>,
     stt_enabled: Vec<Option<bool>>,
@@ -45,16 +51,27 @@ struct ReportColumns {
     grafana_users: Vec<Option<i32>>,
     nodes: Vec<Option<i32>>,
     services: Vec<Option<i32>>,
-    /// Array literals: `UNNEST` cannot take a text[][] whose rows differ in length.
+    /// Array literals, as above.
     mysql_versions: Vec<Option<String>>,
     mongodb_versions: Vec<Option<String>>,
     postgresql_versions: Vec<Option<String>>,
     received_at: Vec<Option<DateTime<Utc>>>,
+    dictionary: DictionaryColumns,
+}
+
+/// The batch's entries of `report_metric_values` (key lists and long values), each once.
+#[derive(Default)]
+struct DictionaryColumns {
+    instance_id: Vec<uuid::Uuid>,
+    received_at: Vec<Option<DateTime<Utc>>>,
+    digest: Vec<i64>,
+    value: Vec<String>,
 }
 
 impl ReportColumns {
     fn from_reports<'a>(reports: impl IntoIterator<Item = &'a NewReport>) -> Self {
         let mut columns = Self::default();
+        let mut entries_seen = std::collections::HashSet::new();
         for new in reports {
             let report = &new.report;
             columns.report_id.push(report.report_id);
@@ -67,9 +84,30 @@ impl ReportColumns {
             columns.country_code.push(new.country_code.clone());
             columns.up_duration_seconds.push(report.up_duration_seconds);
             columns.protocol.push(report.protocol.as_str());
-            columns
-                .metrics
-                .push(stored_metrics::to_json(&report.metrics));
+            let packed = stored_metrics::pack(&report.metrics);
+            for (digest, value) in packed.dictionary_entries() {
+                if entries_seen.insert((report.instance_id, new.received_at, digest)) {
+                    let dictionary = &mut columns.dictionary;
+                    dictionary.instance_id.push(report.instance_id);
+                    dictionary.received_at.push(new.received_at);
+                    dictionary.digest.push(digest);
+                    dictionary.value.push(value.to_owned());
+                }
+            }
+            columns.metric_keys.push(packed.keys);
+            columns.metric_values.push(array_literal::text(
+                packed.short_values.iter().map(Option::as_deref),
+            ));
+            columns.metric_digests.push(
+                packed
+                    .value_digests
+                    .map(|digests| array_literal::numbers(digests)),
+            );
+            columns.metric_nul_escaped.push(
+                packed
+                    .nul_escaped
+                    .map(|positions| array_literal::numbers(positions.into_iter().map(Some))),
+            );
             let typed = TypedMetrics::from_metrics(&report.metrics);
             columns.distribution_method.push(typed.distribution_method);
             columns.alerting_enabled.push(typed.alerting_enabled);
@@ -86,7 +124,9 @@ impl ReportColumns {
             columns.grafana_users.push(typed.grafana_users);
             columns.nodes.push(typed.nodes);
             columns.services.push(typed.services);
-            let literal = |versions: Option<Vec<String>>| versions.map(|v| array_literal(&v));
+            let literal = |versions: Option<Vec<String>>| {
+                versions.map(|v| array_literal::text(v.iter().map(|v| Some(v.as_str()))))
+            };
             columns.mysql_versions.push(literal(typed.mysql_versions));
             columns
                 .mongodb_versions
@@ -274,7 +314,7 @@ async fn insert_reports_in<'a>(
         &columns.country_code as &[Option<String>],
         &columns.up_duration_seconds as &[Option<i64>],
         &columns.protocol as &[&str],
-        &columns.metrics,
+        &columns.metric_keys,
         &columns.distribution_method as &[Option<String>],
         &columns.alerting_enabled as &[Option<bool>],
         &columns.stt_enabled as &[Option<bool>],
@@ -290,6 +330,13 @@ async fn insert_reports_in<'a>(
         &columns.mongodb_versions as &[Option<String>],
         &columns.postgresql_versions as &[Option<String>],
         &columns.received_at as &[Option<DateTime<Utc>>],
+        &columns.metric_values,
+        &columns.metric_digests as &[Option<String>],
+        &columns.metric_nul_escaped as &[Option<String>],
+        &columns.dictionary.instance_id,
+        &columns.dictionary.received_at as &[Option<DateTime<Utc>>],
+        &columns.dictionary.digest,
+        &columns.dictionary.value,
     )
     .fetch_all(&mut *tx)
     .await?;

@@ -14,6 +14,7 @@ mod group_commit;
 mod ingest;
 mod landing_page;
 mod legacy;
+mod packing;
 mod partitions;
 mod production;
 mod properties;

@@ -5,25 +5,21 @@
 -- written to analytics.stale_days here: on Citus that is a reference table, and writing it (even no
 -- rows) would make every batch a transaction on every node.
 WITH incoming AS (
+    -- The metrics arrive packed (src/stored_metrics.rs, as pack_metrics() packs them); the arrays of
+    -- each report's row as array literals, since UNNEST cannot take a text[][] whose rows differ in
+    -- length.
     SELECT *
     FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
-                $7::bigint[], $8::text[], $9::text[], $10::text[], $11::boolean[], $12::boolean[],
+                $7::bigint[], $8::text[], $9::bigint[], $10::text[], $11::boolean[], $12::boolean[],
                 $13::boolean[], $14::boolean[], $15::boolean[], $16::boolean[], $17::boolean[],
                 $18::integer[], $19::integer[], $20::integer[], $21::text[], $22::text[], $23::text[],
-                $24::timestamptz[])
+                $24::timestamptz[], $25::text[], $26::text[], $27::text[])
         AS t(report_id, instance_id, product_family, created_at, version, country_code,
-             up_duration_seconds, protocol, metrics, distribution_method, alerting_enabled,
+             up_duration_seconds, protocol, metric_keys, distribution_method, alerting_enabled,
              stt_enabled, advisors_disabled, backup_management_enabled, dbaas_enabled,
              access_control_enabled, updates_disabled, grafana_users, nodes, services,
-             mysql_versions, mongodb_versions, postgresql_versions, received_at)
-),
-packed AS (
-    SELECT i.report_id, i.instance_id, i.product_family, i.created_at,
-           coalesce(i.received_at, now()) AS received_at, i.version, i.country_code,
-           i.up_duration_seconds, i.protocol, p.keys, p.short_values, p.value_digests, p.nul_escaped,
-           p.long_values
-    FROM incoming i
-    CROSS JOIN LATERAL pack_metrics(i.metrics::jsonb) p
+             mysql_versions, mongodb_versions, postgresql_versions, received_at, metric_values,
+             metric_digests, metric_nul_escaped)
 ),
 kept_metric_values AS (
     -- Each instance's key lists and long values, once per month of arrival; in one order, so that
@@ -31,10 +27,10 @@ kept_metric_values AS (
     INSERT INTO report_metric_values (arrived_month, instance_id, digest, value)
     SELECT DISTINCT ON (arrived_month, instance_id, digest) arrived_month, instance_id, digest, value
     FROM (
-        SELECT date_trunc('month', p.received_at AT TIME ZONE 'UTC')::date AS arrived_month,
-               p.instance_id, metric_digest(v) AS digest, v AS value
-        FROM packed p
-        CROSS JOIN LATERAL unnest(p.long_values || p.keys) AS v
+        SELECT date_trunc('month', coalesce(e.received_at, now()) AT TIME ZONE 'UTC')::date AS arrived_month,
+               e.instance_id, e.digest, e.value
+        FROM UNNEST($28::uuid[], $29::timestamptz[], $30::bigint[], $31::text[])
+            AS e(instance_id, received_at, digest, value)
     ) entries
     ORDER BY arrived_month, instance_id, digest
     ON CONFLICT DO NOTHING
@@ -45,9 +41,10 @@ inserted AS (
                              country_code, up_duration_seconds, protocol, metric_keys, metric_values,
                              metric_digests, metric_nul_escaped)
     SELECT DISTINCT ON (instance_id, report_id)
-           report_id, instance_id, product_family, created_at, received_at, version, country_code,
-           up_duration_seconds, protocol, metric_digest(keys), short_values, value_digests, nul_escaped
-    FROM packed n
+           report_id, instance_id, product_family, created_at, coalesce(received_at, now()), version,
+           country_code, up_duration_seconds, protocol, metric_keys, metric_values::text[],
+           metric_digests::bigint[], metric_nul_escaped::integer[]
+    FROM incoming n
     -- A re-send: the instance's lock (lock_instances.sql, taken before this statement) makes sure
     -- no other transaction stores the same report between this check and the commit.
     WHERE NOT EXISTS (SELECT FROM report_rows r
