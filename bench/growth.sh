@@ -11,6 +11,7 @@
 #   RATE=3000 bench/growth.sh                              # 150,000 instances x 100 days, both profiles
 #   RATE=200 INSTANCES=2000 DAYS=40 SOAK_SECONDS=60 PROFILES=default bench/growth.sh    # small scale
 #   REUSE_PREFILL=1 KEEP_PREFILL=1 RATE=3000 bench/growth.sh   # soak again on an earlier pre-fill
+#   PREFILL_ONLY=1 bench/growth.sh                         # only the pre-fill, kept for REUSE_PREFILL
 #
 # Profiles: "default" is PostgreSQL's built-in value (pg_settings.boot_val) of every setting in
 # MANAGED_SETTINGS, whatever postgresql.conf says; "recommended" is the same with
@@ -34,6 +35,10 @@ SEED=${SEED:-1}
 # 5,900, generate's default 5,000 x 2 1,600 to 3,000.
 BATCH_SIZE=${BATCH_SIZE:-500}
 CONCURRENCY=${CONCURRENCY:-4}
+PREFILL_ONLY=${PREFILL_ONLY:-0}
+# The pre-fill is the long part (40 minutes on 2 cores): it can run ahead, while the maximum that sets
+# RATE is still being measured.
+if [ "$PREFILL_ONLY" = 1 ]; then RATE=0; KEEP_PREFILL=1; fi
 RATE=${RATE:?set RATE to half the maximum from bench/ingest.sh}
 SOAK_SECONDS=${SOAK_SECONDS:-600}
 INTERVAL_SECONDS=${INTERVAL_SECONDS:-60}
@@ -197,6 +202,7 @@ else
     admin -c "COMMENT ON DATABASE $PREFILL_DB IS '$prefill_note'" >/dev/null
 fi
 echo "   $prefill_note"
+[ "$PREFILL_ONLY" = 1 ] && { echo "== kept $PREFILL_DB for REUSE_PREFILL=1"; exit 0; }
 
 echo "== bytes per report in the pre-filled database"
 read -r prefill_rows table_bytes index_bytes <<<"$(prefill -F ' ' -c "SELECT count(*) FROM reports") $(partition_sizes prefill)"

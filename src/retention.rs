@@ -79,7 +79,12 @@ pub async fn run_once(
     if let Err(error) = store::create_partitions_around(pool, now).await {
         tracing::warn!(%error, "creating the partitions of reports ahead failed");
     }
+    let started = std::time::Instant::now();
     let refresh = store::refresh_rollups(pool, now.date_naive()).await;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "rollup refresh finished"
+    );
     observability::rollup_refresh(refresh.is_ok(), now);
     if let Err(error) = &refresh {
         tracing::warn!(%error, "rollup refresh failed; expired raw reports are deleted all the same");
