@@ -322,13 +322,12 @@ async fn load_history(pool: &PgPool, settings: &Settings) {
 }
 
 /// Every analysts' view, rollup and the statistics page's reads, as text; not when the rollups
-/// were refreshed or days noted for the next refresh, and not analytics.release_adoption, whose
-/// correlated subquery over upgrades Citus refuses (docs/deployment.md, Citus).
+/// were refreshed or days noted for the next refresh.
 async fn analytics_state(pool: &PgPool) -> BTreeMap<String, String> {
     let relations: Vec<String> = sqlx::query_scalar(
         "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables \
          WHERE table_schema = 'analytics' \
-           AND table_name NOT IN ('rollup_state', 'stale_days', 'snapshot_day', 'release_adoption') \
+           AND table_name NOT IN ('rollup_state', 'stale_days', 'snapshot_day') \
          ORDER BY 1",
     )
     .fetch_all(pool)
