@@ -52,7 +52,8 @@ ram_mb=$(awk '/MemTotal/ {printf "%d", $2 / 1024}' /proc/meminfo)
 RECOMMENDED_SETTINGS=${RECOMMENDED_SETTINGS:-"shared_buffers=$((ram_mb / 4))MB max_wal_size=4GB wal_compression=lz4 backend_flush_after=256kB"}
 # Its progress a line per day; not the warning for every batch statement over a second.
 GENERATE_LOG=${GENERATE_LOG:-"info,sqlx::query=error"}
-RETENTION_LOG=${RETENTION_LOG:-"warn,sqlx::query=error"}
+# The retention run's steps, each logged with its time.
+RETENTION_LOG=${RETENTION_LOG:-"warn,telemetry_server::retention=info,telemetry_server::store::expiry=info,sqlx::query=error"}
 # Every setting a profile decides. autovacuum is here because some set-ups turn it off in
 # postgresql.conf, and a soak on months of data should meet it as a deployment would.
 MANAGED_SETTINGS="shared_buffers max_wal_size checkpoint_timeout wal_compression backend_flush_after synchronous_commit autovacuum $(tr ' ' '\n' <<<"$RECOMMENDED_SETTINGS" | cut -d= -f1 | tr '\n' ' ')"
@@ -350,10 +351,19 @@ for profile in $PROFILES; do
     retention_out=$(DATABASE_URL=$BENCH_URL RUST_LOG=$RETENTION_LOG RETENTION_DAYS=$retention_days "$BIN" retention)
     retention_s=$(since "$started")
     removed=$(sed -n 's/.*deleted \([0-9]*\) raw reports.*/\1/p' <<<"$retention_out")
+    # Seconds spent in the steps whose log lines match $1 (src/retention.rs, src/store/expiry.rs).
+    step_s() {
+        sed 's/\x1b\[[0-9;]*m//g' <<<"$retention_out" | { grep "$1" || true; } \
+            | sed -n 's/.*elapsed_ms=\([0-9]*\).*/\1/p' | awk '{ms += $1} END {printf "%.1f", ms / 1000}'
+    }
+    refresh_step_s=$(step_s 'rollup refresh finished')
+    drop_step_s=$(step_s 'expired month dropped')
+    rows_step_s=$(step_s 'expired reports deleted row by row')
     partitions_after=$(bench -c "SELECT count(*) FROM report_partitions")
     echo "   rollup catch-up run: $catch_up_s s"
     echo "   RETENTION_DAYS=$retention_days: $retention_out"
     echo "   removed $removed reports in $retention_s s: $oldest ($oldest_rows reports) dropped, $((removed - oldest_rows)) deleted row by row; partitions $partitions_before -> $partitions_after"
+    echo "   steps: rollup refresh $refresh_step_s s, dropping the month $drop_step_s s, deleting row by row $rows_step_s s"
 
     {
         [ -s "$OUT" ] || printf '# Performance\n'
@@ -374,6 +384,8 @@ for profile in $PROFILES; do
         printf '| service RSS flat within ±10 %% after the first interval; peak | %s; %s MB |\n' "$rss_flat" "$peak_rss"
         printf '| retention run dropping %s (%s reports), RETENTION_DAYS=%s | %s s, %s reports removed (%s row by row); rollup catch-up run before it %s s |\n' \
             "$oldest" "$oldest_rows" "$retention_days" "$retention_s" "$removed" "$((removed - oldest_rows))" "$catch_up_s"
+        printf '| that run'"'"'s steps: rollup refresh / dropping the month (its two partitions) / deleting row by row | %s / %s / %s s |\n' \
+            "$refresh_step_s" "$drop_step_s" "$rows_step_s"
         printf '\nPer %s s of the soak (requests by scheduled start):\n\n' "$INTERVAL_SECONDS"
         printf '| interval | sent | ok | skipped | p50 ms | p99 ms | max ms | RSS MB median / peak |\n|---|---|---|---|---|---|---|---|\n'
         printf '%s' "$minutes_md"
