@@ -98,11 +98,9 @@ impl ReportColumns {
             columns.metric_values.push(array_literal::text(
                 packed.short_values.iter().map(Option::as_deref),
             ));
-            columns.metric_digests.push(
-                packed
-                    .value_digests
-                    .map(|digests| array_literal::numbers(digests)),
-            );
+            columns
+                .metric_digests
+                .push(packed.value_digests.map(array_literal::numbers));
             columns.metric_nul_escaped.push(
                 packed
                     .nul_escaped

@@ -8,7 +8,7 @@ use crate::common::{TestDatabase, fixture};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 use telemetry_server::report::Metric;
 use telemetry_server::stored_metrics::{DICTIONARY_MIN_BYTES, PackedMetrics, pack};
 
@@ -37,22 +37,16 @@ fn stored_json(metrics: &[Metric]) -> String {
 
 /// What `pack_metrics()` makes of the pairs, in the shape of [`PackedMetrics`].
 async fn packed_in_sql(pool: &PgPool, metrics: &[Metric]) -> PackedMetrics {
-    let (key_list, keys, short_values, value_digests, nul_escaped, long_values): (
-        String,
-        i64,
-        Vec<Option<String>>,
-        Option<Vec<Option<i64>>>,
-        Option<Vec<i32>>,
-        Vec<String>,
-    ) = sqlx::query_as(
-        "SELECT p.keys, metric_digest(p.keys), p.short_values, p.value_digests, p.nul_escaped, \
-                p.long_values \
+    let row = sqlx::query(
+        "SELECT p.keys, metric_digest(p.keys) AS key_digest, p.short_values, p.value_digests, \
+                p.nul_escaped, p.long_values \
          FROM pack_metrics($1::jsonb) p",
     )
     .bind(stored_json(metrics))
     .fetch_one(pool)
     .await
     .unwrap();
+    let long_values: Vec<String> = row.get("long_values");
     let mut digests = Vec::new();
     for value in &long_values {
         let digest: i64 = sqlx::query_scalar("SELECT metric_digest($1)")
@@ -63,11 +57,11 @@ async fn packed_in_sql(pool: &PgPool, metrics: &[Metric]) -> PackedMetrics {
         digests.push(digest);
     }
     PackedMetrics {
-        keys,
-        key_list,
-        short_values,
-        value_digests,
-        nul_escaped,
+        keys: row.get("key_digest"),
+        key_list: row.get("keys"),
+        short_values: row.get("short_values"),
+        value_digests: row.get("value_digests"),
+        nul_escaped: row.get("nul_escaped"),
         long_values: digests.into_iter().zip(long_values).collect(),
     }
 }
