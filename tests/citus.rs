@@ -504,6 +504,9 @@ async fn hot_statements_stay_on_one_shard() {
     let none_bool: Vec<Option<bool>> = vec![None; n];
     let none_int: Vec<Option<i32>> = vec![None; n];
 
+    // Reports without metrics, packed as the writer packs them (src/stored_metrics.rs): the key
+    // list "[]" is each instance's one entry in report_metric_values.
+    let packed = telemetry_server::stored_metrics::pack(&[]);
     let insert = include_str!("../src/store/queries/insert_reports.sql");
     let plan = citus_plan(pool, insert, |query| {
         query
@@ -515,7 +518,7 @@ async fn hot_statements_stay_on_one_shard() {
             .bind(text("DE"))
             .bind(vec![None::<i64>; n])
             .bind(vec!["GenericReport".to_owned(); n])
-            .bind(vec!["[]".to_owned(); n])
+            .bind(vec![packed.keys; n])
             .bind(&none_text)
             .bind(&none_bool)
             .bind(&none_bool)
@@ -531,6 +534,13 @@ async fn hot_statements_stay_on_one_shard() {
             .bind(&none_text)
             .bind(&none_text)
             .bind(vec![None::<chrono::DateTime<Utc>>; n])
+            .bind(vec!["{}".to_owned(); n])
+            .bind(&none_text)
+            .bind(&none_text)
+            .bind(&instances)
+            .bind(vec![None::<chrono::DateTime<Utc>>; n])
+            .bind(vec![packed.keys; n])
+            .bind(vec![packed.key_list.clone(); n])
     })
     .await;
     assert_single_shard("insert_reports.sql", &plan);
