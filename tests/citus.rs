@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate, Utc};
 use common::binary::{Service, run_command};
-use common::{TestApp, TestDatabase, fixture};
+use common::{TestApp, TestDatabase, fixture, rows_as_text};
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, PgPool};
 use telemetry_server::store::{self, StoreError, Topology};
@@ -117,13 +117,7 @@ async fn durable_state(pool: &PgPool) -> String {
         "SELECT * FROM upgrades",
         "SELECT * FROM analytics.instance_days",
     ] {
-        let rows: String = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM ({query}) t"
-        )))
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        out.push_str(&rows);
+        out.push_str(&rows_as_text(pool, &format!("({query})")).await);
         out.push_str("\n--\n");
     }
     out
@@ -335,12 +329,7 @@ async fn analytics_state(pool: &PgPool) -> BTreeMap<String, String> {
     .unwrap();
     let mut state = BTreeMap::new();
     for relation in relations {
-        let rows: String = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM {relation} t"
-        )))
-        .fetch_one(pool)
-        .await
-        .unwrap_or_else(|error| panic!("{relation}: {error}"));
+        let rows = rows_as_text(pool, &relation).await;
         state.insert(relation, rows);
     }
     let mut stats = store::stats_rollups(pool, 52)

@@ -155,9 +155,11 @@ async fn drop_partitions_on(
         let started = Instant::now();
         let mut reports = None;
         if partition.parent == "report_rows" {
-            if seen_before.is_some_and(|seen_before| partition.arrived_before > seen_before) {
-                note_unrefreshed_days(conn, partition.arrived_from, partition.arrived_before)
-                    .await?;
+            if let Some(seen_before) = seen_before
+                && partition.arrived_before > seen_before
+            {
+                let unseen_from = partition.arrived_from.max(seen_before);
+                note_unrefreshed_days(conn, unseen_from, partition.arrived_before).await?;
             }
             let held = count_rows(conn, &partition.table).await?;
             dropped += held;
@@ -184,7 +186,7 @@ async fn drop_partitions_on(
     Ok(dropped)
 }
 
-/// Notes the days of the reports that arrived in `[from, before)` and that the rollups' last refresh
+/// Notes the days of the reports that arrived in `[from, before)`, which the rollups' last refresh
 /// may not have seen, so that the next refresh rebuilds them once the reports are gone.
 async fn note_unrefreshed_days(
     conn: &mut PgConnection,
@@ -195,9 +197,8 @@ async fn note_unrefreshed_days(
         r#"
         INSERT INTO analytics.stale_days (day, noted_at)
         SELECT DISTINCT analytics.report_day(r.created_at, r.received_at), now()
-        FROM report_rows r, analytics.rollup_state s
+        FROM report_rows r
         WHERE r.received_at >= $1 AND r.received_at < $2
-          AND r.received_at >= s.refreshed_at - interval '10 minutes'
         ON CONFLICT (day) DO UPDATE SET noted_at = excluded.noted_at
         "#,
         from,

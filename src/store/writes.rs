@@ -220,6 +220,14 @@ async fn insert_laid_out<'a>(
     topology: Topology,
     reports: impl IntoIterator<Item = &'a NewReport>,
 ) -> Result<u64, StoreError> {
+    // Every read of the batch's statements is keyed by instance (and report id): a table scan is
+    // never the right plan, but the planner picks one for a partition it still believes small (a
+    // month's partition starts empty, and autovacuum may not have analysed it yet), and a prepared
+    // statement keeps that plan while the partition grows to millions of rows, every batch then
+    // scanning all of it. Once per transaction (or savepoint), which undoes it at its end.
+    sqlx::raw_sql("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await?;
     match topology {
         Topology::OneServer => insert_reports_in(tx, reports).await,
         Topology::Citus => {
@@ -299,14 +307,6 @@ async fn insert_reports_in<'a>(
         return Ok(0);
     }
 
-    // Every read of the batch's statements is keyed by instance (and report id): a table scan is
-    // never the right plan, but the planner picks one for a partition it still believes small (a
-    // month's partition starts empty, and autovacuum may not have analysed it yet), and a prepared
-    // statement keeps that plan while the partition grows to millions of rows, every batch then
-    // scanning all of it. Undone at the end of the transaction (or of the savepoint).
-    sqlx::raw_sql("SET LOCAL enable_seqscan = off")
-        .execute(&mut *tx)
-        .await?;
     sqlx::query_file!("src/store/queries/lock_instances.sql", &columns.instance_id)
         .fetch_one(&mut *tx)
         .await?;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::common::{self, TestApp, TestDatabase};
+use crate::common::{self, TestApp, TestDatabase, rows_as_text};
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, Utc};
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use telemetry_server::ingest::{Metric, ProductFamily, parse_report_request};
@@ -1718,12 +1718,7 @@ async fn rollups(pool: &PgPool) -> String {
         "daily_monitored_database_lines",
         "period_activity",
     ] {
-        let rows: String = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM analytics.{table} t"
-        )))
-        .fetch_one(pool)
-        .await
-        .unwrap();
+        let rows = rows_as_text(pool, &format!("analytics.{table}")).await;
         out.push_str(&format!("{table}:\n{rows}\n"));
     }
     out

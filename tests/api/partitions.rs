@@ -11,7 +11,7 @@ use telemetry_server::retention;
 use telemetry_server::store::{self, NewReport};
 use telemetry_server::synthetic::{Settings, Simulation};
 
-use crate::common::{self, TestApp, TestDatabase, fixture};
+use crate::common::{self, TestApp, TestDatabase, fixture, rows_as_text};
 
 /// The last migration before the partitioned reports.
 const BEFORE_PARTITIONING: i64 = 20261202150001;
@@ -29,12 +29,7 @@ async fn stored_state(pool: &PgPool) -> String {
         "analytics.daily_versions",
         "analytics.stale_days",
     ] {
-        let rows: String = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM {table} t"
-        )))
-        .fetch_one(pool)
-        .await
-        .unwrap();
+        let rows = rows_as_text(pool, table).await;
         out.push_str(&format!("{table}:\n{rows}\n"));
     }
     out

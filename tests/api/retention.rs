@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::common::{self, TestApp, fixture};
+use crate::common::{self, TestApp, fixture, rows_as_text};
 use chrono::{Days, NaiveDate, Utc};
 use sqlx::{AssertSqlSafe, PgPool};
 use telemetry_server::retention;
@@ -50,14 +50,11 @@ async fn analytics_state(pool: &PgPool, last_day: NaiveDate) -> String {
         "daily_monitored_database_lines",
         "instance_days",
     ] {
-        let rows: String = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')
-             FROM analytics.{table} t WHERE day <= $1"
-        )))
-        .bind(last_day)
-        .fetch_one(pool)
-        .await
-        .unwrap();
+        let rows = rows_as_text(
+            pool,
+            &format!("(SELECT * FROM analytics.{table} WHERE day <= '{last_day}')"),
+        )
+        .await;
         out.push_str(&format!("{table}:\n{rows}\n"));
     }
     out

@@ -276,6 +276,17 @@ impl TestDatabase {
     }
 }
 
+/// Every row of `from` (a relation, or a parenthesised query) as text, one row per line in one
+/// canonical order: for comparing what two databases, or one database at two moments, hold.
+pub async fn rows_as_text(pool: &PgPool, from: &str) -> String {
+    sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM {from} t"
+    )))
+    .fetch_one(pool)
+    .await
+    .unwrap_or_else(|error| panic!("{from}: {error}"))
+}
+
 /// Creates the partitions of `reports` that its rows need to move `days` further into the past:
 /// tests that age reports by hand do what only retention-aged data otherwise has.
 pub async fn partitions_for_aging(pool: &PgPool, days: i32) {
@@ -460,16 +471,8 @@ impl TestApp {
     /// A canonical text rendering of every stored row, to prove that a refused request changed nothing.
     pub async fn snapshot(&self) -> String {
         let mut out = String::new();
-        for query in [
-            "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM instances t",
-            "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM reports t",
-            "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM upgrades t",
-        ] {
-            let rows: String = sqlx::query_scalar(query)
-                .fetch_one(&self.pool)
-                .await
-                .unwrap();
-            out.push_str(&rows);
+        for table in ["instances", "reports", "upgrades"] {
+            out.push_str(&rows_as_text(&self.pool, table).await);
             out.push_str("\n--\n");
         }
         out
