@@ -50,6 +50,9 @@ ram_mb=$(awk '/MemTotal/ {printf "%d", $2 / 1024}' /proc/meminfo)
 # docs/deployment.md: shared_buffers "the usual quarter of the server's memory", max_wal_size 4GB or
 # more, wal_compression lz4, backend_flush_after 256kB.
 RECOMMENDED_SETTINGS=${RECOMMENDED_SETTINGS:-"shared_buffers=$((ram_mb / 4))MB max_wal_size=4GB wal_compression=lz4 backend_flush_after=256kB"}
+# The host's part of the recommended settings (docs/deployment.md, "PostgreSQL settings"): the kernel
+# writes dirty pages back in the background once 16 MB have gathered, instead of 10 % of memory.
+RECOMMENDED_SYSCTL=${RECOMMENDED_SYSCTL:-"vm.dirty_background_bytes=16777216"}
 # Its progress a line per day; not the warning for every batch statement over a second.
 GENERATE_LOG=${GENERATE_LOG:-"info,sqlx::query=error"}
 # The retention run's steps, each logged with its time.
@@ -109,8 +112,24 @@ reload_or_restart() {
         wait_ready
     fi
 }
+# The kernel's writeback threshold before this run, restored on exit and under the default profile.
+# Setting either of the two zeroes the other, so the one in use is the one restored.
+if [ "$(sysctl -n vm.dirty_background_bytes)" != 0 ]; then
+    original_sysctl="vm.dirty_background_bytes=$(sysctl -n vm.dirty_background_bytes)"
+else
+    original_sysctl="vm.dirty_background_ratio=$(sysctl -n vm.dirty_background_ratio)"
+fi
+# Sets each name=value of $1 with sysctl; says so when this host does not allow it (not root, or a
+# container that cannot change them).
+apply_sysctl() {
+    local setting
+    for setting in $1; do
+        sysctl -qw "$setting" >/dev/null 2>&1 || echo "   could not set $setting: this profile runs without it"
+    done
+}
 restore_settings() {
     local name
+    apply_sysctl "$original_sysctl"
     for name in $MANAGED_SETTINGS; do admin -c "ALTER SYSTEM RESET $name" >/dev/null; done
     while read -r name value; do
         [ -n "$name" ] && admin -c "ALTER SYSTEM SET $name = '$value'" >/dev/null
@@ -144,10 +163,14 @@ apply_profile() {
         for setting in $RECOMMENDED_SETTINGS; do
             admin -c "ALTER SYSTEM SET ${setting%%=*} = '${setting#*=}'" >/dev/null
         done
+        apply_sysctl "$RECOMMENDED_SYSCTL"
+    else
+        apply_sysctl "$original_sysctl"
     fi
     reload_or_restart
     settings=$(admin -c "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name)
         FROM unnest(string_to_array('$MANAGED_SETTINGS', ' ')) AS name")
+    settings+="; host: vm.dirty_background_bytes=$(sysctl -n vm.dirty_background_bytes), vm.dirty_background_ratio=$(sysctl -n vm.dirty_background_ratio)"
     echo "   $settings"
 }
 
@@ -284,8 +307,13 @@ for profile in $PROFILES; do
         --interval-seconds "$INTERVAL_SECONDS" >"$work/loadgen.txt" 2>"$work/loadgen.err" &
     loadgen_pid=$!
     : >"$work/rss.txt"
+    # Every 5 s: the service's RSS, the HTTP connections open to it and its database sessions, to
+    # tell memory the service keeps from memory that follows how many connections the load holds.
     while kill -0 "$loadgen_pid" 2>/dev/null; do
-        awk -v t="$(since "$soak_started")" '/VmRSS/ {printf "%s %.1f\n", t, $2/1024}' "/proc/$server_pid/status" >>"$work/rss.txt"
+        http_connections=$(ss -Htn state established "( sport = :$PORT )" | wc -l)
+        db_sessions=$(admin -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$BENCH_DB' AND pid <> pg_backend_pid()")
+        awk -v t="$(since "$soak_started")" -v h="$http_connections" -v d="$db_sessions" \
+            '/VmRSS/ {printf "%s %.1f %s %s\n", t, $2/1024, h, d}' "/proc/$server_pid/status" >>"$work/rss.txt"
         sleep 5
     done
     wait "$loadgen_pid"
@@ -309,12 +337,15 @@ for profile in $PROFILES; do
 
     # Per interval: the loadgen's interval lines, and the RSS samples taken in that interval.
     minutes_md=""; minute_medians=""
-    echo "   interval | sent | ok | skipped | p50 ms | p99 ms | max ms | RSS MB median / peak"
+    echo "   interval | sent | ok | skipped | p50 ms | p99 ms | max ms | RSS MB median / peak | HTTP connections median / peak | database sessions peak"
     while read -r line; do
         index=$(field index "$line")
         rss_median=$(awk -v i="$index" -v s="$INTERVAL_SECONDS" 'int($1 / s) == i {print $2}' "$work/rss.txt" | median)
         rss_peak=$(awk -v i="$index" -v s="$INTERVAL_SECONDS" 'int($1 / s) == i && $2 > m {m = $2} END {print m + 0}' "$work/rss.txt")
-        row="$((index + 1)) | $(field sent "$line") | $(field ok "$line") | $(field skipped "$line") | $(field p50_ms "$line") | $(field p99_ms "$line") | $(field max_ms "$line") | $rss_median / $rss_peak"
+        http_median=$(awk -v i="$index" -v s="$INTERVAL_SECONDS" 'int($1 / s) == i {print $3}' "$work/rss.txt" | median)
+        http_peak=$(awk -v i="$index" -v s="$INTERVAL_SECONDS" 'int($1 / s) == i && $3 > m {m = $3} END {print m + 0}' "$work/rss.txt")
+        db_peak=$(awk -v i="$index" -v s="$INTERVAL_SECONDS" 'int($1 / s) == i && $4 > m {m = $4} END {print m + 0}' "$work/rss.txt")
+        row="$((index + 1)) | $(field sent "$line") | $(field ok "$line") | $(field skipped "$line") | $(field p50_ms "$line") | $(field p99_ms "$line") | $(field max_ms "$line") | $rss_median / $rss_peak | $http_median / $http_peak | $db_peak"
         echo "   $row"
         minutes_md+="| $row |"$'\n'
         [ "$index" -ge 1 ] && minute_medians+="$rss_median"$'\n'
@@ -387,7 +418,7 @@ for profile in $PROFILES; do
         printf '| that run'"'"'s steps: rollup refresh / dropping the month (its two partitions) / deleting row by row | %s / %s / %s s |\n' \
             "$refresh_step_s" "$drop_step_s" "$rows_step_s"
         printf '\nPer %s s of the soak (requests by scheduled start):\n\n' "$INTERVAL_SECONDS"
-        printf '| interval | sent | ok | skipped | p50 ms | p99 ms | max ms | RSS MB median / peak |\n|---|---|---|---|---|---|---|---|\n'
+        printf '| interval | sent | ok | skipped | p50 ms | p99 ms | max ms | RSS MB median / peak | HTTP connections median / peak | database sessions peak |\n|---|---|---|---|---|---|---|---|---|---|\n'
         printf '%s' "$minutes_md"
     } >>"$OUT"
     echo "   appended to $OUT"

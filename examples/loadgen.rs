@@ -48,6 +48,10 @@ struct Args {
     /// shows its own queueing instead of passing it on to the next one.
     #[arg(long, default_value_t = 0)]
     interval_seconds: u64,
+    /// Threads the generator runs on. It shares the machine with the service and PostgreSQL in
+    /// the benchmarks: one thread keeps its own scheduling out of the way of theirs.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
 }
 
 fn fixture(name: &str) -> Value {
@@ -208,9 +212,22 @@ impl Outcome {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = Arc::new(Args::parse());
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(args.threads);
+        builder
+    }
+    .enable_all()
+    .build()
+    .expect("runtime builds");
+    runtime.block_on(run(args));
+}
+
+async fn run(args: Arc<Args>) {
     let agent = Template::compile(&fixture("telemetry-agent-ps.json"));
     let pmm = Template::compile(&fixture("pmm-generic-report-1.json"));
     let client = reqwest::Client::builder()
