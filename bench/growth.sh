@@ -80,7 +80,7 @@ partition_sizes() {
                     WHERE t IS NOT NULL"
 }
 
-for tool in psql pg_ctlcluster pg_isready curl; do
+for tool in psql pg_ctlcluster pg_isready curl ss sysctl; do
     command -v "$tool" >/dev/null || { echo "$tool is needed"; exit 1; }
 done
 
