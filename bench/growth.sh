@@ -286,6 +286,7 @@ counters() {
         FROM pg_stat_bgwriter"
 }
 median() { awk 'NF' | sort -n | awk '{v[NR]=$1} END {print (NR ? v[int((NR+1)/2)] : 0)}'; }
+peak() { awk 'NF && $1 > m {m = $1} END {print m + 0}'; }
 failed=0
 
 for profile in $PROFILES; do
@@ -336,15 +337,15 @@ for profile in $PROFILES; do
         'BEGIN{printf "%.0f", n ? b / n : 0}')
 
     # Per interval: the loadgen's interval lines, and the RSS samples taken in that interval.
+    # The values of column $2 of rss.txt (RSS, HTTP connections, sessions) sampled in interval $1.
+    samples() { awk -v i="$1" -v s="$INTERVAL_SECONDS" -v c="$2" 'int($1 / s) == i {print $c}' "$work/rss.txt"; }
     minutes_md=""; minute_medians=""
     echo "   interval | sent | ok | skipped | p50 ms | p99 ms | max ms | RSS MB median / peak | HTTP connections median / peak | database sessions peak"
     while read -r line; do
         index=$(field index "$line")
-        rss_median=$(awk -v i="$index" -v s="$INTERVAL_SECONDS" 'int($1 / s) == i {print $2}' "$work/rss.txt" | median)
-        rss_peak=$(awk -v i="$index" -v s="$INTERVAL_SECONDS" 'int($1 / s) == i && $2 > m {m = $2} END {print m + 0}' "$work/rss.txt")
-        http_median=$(awk -v i="$index" -v s="$INTERVAL_SECONDS" 'int($1 / s) == i {print $3}' "$work/rss.txt" | median)
-        http_peak=$(awk -v i="$index" -v s="$INTERVAL_SECONDS" 'int($1 / s) == i && $3 > m {m = $3} END {print m + 0}' "$work/rss.txt")
-        db_peak=$(awk -v i="$index" -v s="$INTERVAL_SECONDS" 'int($1 / s) == i && $4 > m {m = $4} END {print m + 0}' "$work/rss.txt")
+        rss_median=$(samples "$index" 2 | median); rss_peak=$(samples "$index" 2 | peak)
+        http_median=$(samples "$index" 3 | median); http_peak=$(samples "$index" 3 | peak)
+        db_peak=$(samples "$index" 4 | peak)
         row="$((index + 1)) | $(field sent "$line") | $(field ok "$line") | $(field skipped "$line") | $(field p50_ms "$line") | $(field p99_ms "$line") | $(field max_ms "$line") | $rss_median / $rss_peak | $http_median / $http_peak | $db_peak"
         echo "   $row"
         minutes_md+="| $row |"$'\n'
