@@ -12,13 +12,15 @@ use sqlx::postgres::PgConnection;
 use super::StoreError;
 
 /// Sharded by `instance_id`, co-located with `instances`: the reports' rows and their key lists and
-/// long metric values too, so that `reports` reads each report's metrics from one shard.
+/// long metric values too, so that `reports` reads each report's metrics from one shard, and the
+/// notes of reports dated ahead, which the re-send check reads with them.
 /// `analytics.instance_days` must come before `upgrades`: Citus refuses to distribute a table that
 /// shares a view (`analytics.upgrade_paths`) with a table it does not know yet.
-const DISTRIBUTED: [&str; 5] = [
+const DISTRIBUTED: [&str; 6] = [
     "instances",
     "report_rows",
     "report_metric_values",
+    "reports_dated_ahead",
     "analytics.instance_days",
     "upgrades",
 ];

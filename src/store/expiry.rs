@@ -68,6 +68,14 @@ async fn remove_expired(
             "expired reports deleted row by row"
         );
     }
+    // Only after the reports themselves: a report noted there and still stored is found by the
+    // re-send check through this note alone.
+    sqlx::query!(
+        "DELETE FROM reports_dated_ahead WHERE received_at < $1",
+        cutoff
+    )
+    .execute(pool)
+    .await?;
     Ok(dropped + deleted)
 }
 

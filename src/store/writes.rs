@@ -220,18 +220,13 @@ async fn insert_laid_out<'a>(
     topology: Topology,
     reports: impl IntoIterator<Item = &'a NewReport>,
 ) -> Result<u64, StoreError> {
-    // Every read of the batch's statements is keyed by instance (and report id): a table scan is
-    // never the right plan, but the planner picks one for a partition it still believes small (a
-    // month's partition starts empty, and autovacuum may not have analysed it yet), and a prepared
-    // statement keeps that plan while the partition grows to millions of rows, every batch then
-    // scanning all of it. Once per transaction (or savepoint), which undoes it at its end.
-    sqlx::raw_sql("SET LOCAL enable_seqscan = off")
+    let reports: Vec<&NewReport> = reports.into_iter().collect();
+    sqlx::raw_sql(batch_settings(topology, reports.len()))
         .execute(&mut *tx)
         .await?;
     match topology {
-        Topology::OneServer => insert_reports_in(tx, reports).await,
+        Topology::OneServer => insert_reports_in(tx, topology, reports).await,
         Topology::Citus => {
-            let reports: Vec<&NewReport> = reports.into_iter().collect();
             let instances: Vec<uuid::Uuid> = reports.iter().map(|r| r.report.instance_id).collect();
             let shards = shards_of(&mut *tx, &instances).await?;
             let mut by_shard: std::collections::BTreeMap<i64, Vec<&NewReport>> =
@@ -241,10 +236,39 @@ async fn insert_laid_out<'a>(
             }
             let mut inserted = 0;
             for group in by_shard.into_values() {
-                inserted += insert_reports_in(tx, group).await?;
+                inserted += insert_reports_in(tx, topology, group).await?;
             }
             Ok(inserted)
         }
+    }
+}
+
+/// Batches of up to this many reports run the batch statement with the plan PostgreSQL made once
+/// for the connection; larger ones get a plan of their own. Planning the statement takes about
+/// 2 ms, a third of a small batch's time in PostgreSQL; the plan made once expects about ten reports
+/// and joins the statement's steps with nested loops, which cost more than planning from about 45
+/// reports on (docs/performance.md).
+const SHARED_PLAN_MAX_REPORTS: usize = 32;
+
+/// What the batch's transaction sets for itself, for each group of reports (SET LOCAL, undone at the
+/// transaction's end):
+/// - No table scans. Every read of the batch's statements is keyed by instance (and report id), so a
+///   table scan is never the right plan, but the planner picks one for a partition it still believes
+///   small (a month's partition starts empty, and autovacuum may not have analysed it yet).
+/// - No JIT. The batch statement's estimated cost grows with the square of the batch and passes
+///   jit_above_cost from about 150 reports on; compiling it then took 150 to 200 ms, for a statement
+///   that runs in 50.
+/// - The plan made once for small batches ([`SHARED_PLAN_MAX_REPORTS`]), on one server. On Citus
+///   each shard's statement gets its plan, as Citus routes it by the instances it names.
+fn batch_settings(topology: Topology, reports: usize) -> &'static str {
+    if topology == Topology::OneServer && reports <= SHARED_PLAN_MAX_REPORTS {
+        "SET LOCAL enable_seqscan = off; SET LOCAL jit = off; \
+         SET LOCAL plan_cache_mode = force_generic_plan"
+    } else {
+        // Named even though the connection's default: an earlier group of the same transaction
+        // (GroupedWrite) may have set the other.
+        "SET LOCAL enable_seqscan = off; SET LOCAL jit = off; \
+         SET LOCAL plan_cache_mode = force_custom_plan"
     }
 }
 
@@ -300,6 +324,7 @@ impl GroupedWrite {
 /// The statements of [`insert_reports`], within the caller's transaction.
 async fn insert_reports_in<'a>(
     tx: &mut PgConnection,
+    topology: Topology,
     reports: impl IntoIterator<Item = &'a NewReport>,
 ) -> Result<u64, StoreError> {
     let columns = ReportColumns::from_reports(reports);
@@ -343,6 +368,7 @@ async fn insert_reports_in<'a>(
         &columns.dictionary.received_at as &[Option<DateTime<Utc>>],
         &columns.dictionary.digest,
         &columns.dictionary.value,
+        topology == Topology::OneServer,
     )
     .fetch_all(&mut *tx)
     .await?;

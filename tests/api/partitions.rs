@@ -87,6 +87,57 @@ async fn a_report_re_sent_months_after_the_first_copy_changes_nothing() {
     );
 }
 
+/// The agent fixture with its createTime `ahead` of now: sent by a client whose clock runs fast.
+fn agent_report_dated_ahead(ahead: TimeDelta) -> Vec<u8> {
+    let created = (Utc::now() + ahead)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let body = String::from_utf8(fixture("telemetry-agent-ps.json")).unwrap();
+    assert!(body.contains(AGENT_CREATE_TIME));
+    body.replace(AGENT_CREATE_TIME, &created).into_bytes()
+}
+
+const AGENT_CREATE_TIME: &str = "2024-06-11T07:39:16Z";
+
+async fn dated_ahead(pool: &PgPool) -> String {
+    rows_as_text(pool, "reports_dated_ahead").await
+}
+
+#[tokio::test]
+async fn a_report_dated_ahead_of_its_arrival_is_recognised_when_re_sent_and_expires_with_it() {
+    let app = TestApp::spawn_with(|config| config.retention_interval_secs = 0).await;
+    // Far enough ahead that the re-send check does not look in the month it arrived in.
+    let body = agent_report_dated_ahead(TimeDelta::days(40));
+    assert_eq!(app.post_report(body.clone()).await.status(), 200);
+    assert_eq!(app.count("reports").await, 1);
+    let noted = dated_ahead(&app.pool).await;
+    assert!(noted.contains(AGENT_REPORT_ID), "{noted}");
+    let before = stored_state(&app.pool).await;
+
+    let response = app.post_report(body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(stored_state(&app.pool).await, before);
+
+    // A report dated only a little ahead is found where it arrived, without a note.
+    let near = agent_report_dated_ahead(TimeDelta::hours(2));
+    let near = String::from_utf8(near)
+        .unwrap()
+        .replace(AGENT_REPORT_ID, "6f1d3c0e-8a4b-4c52-9d7e-2b5a1f0c9e31");
+    assert_eq!(app.post_report(near.clone()).await.status(), 200);
+    assert_eq!(dated_ahead(&app.pool).await, noted);
+    let before = stored_state(&app.pool).await;
+    assert_eq!(app.post_report(near).await.status(), 200);
+    assert_eq!(stored_state(&app.pool).await, before);
+
+    // The note goes when its report expires.
+    let run = retention::run_once(&app.pool, Some(TimeDelta::zero()), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(run.deleted_reports, 2);
+    assert_eq!(dated_ahead(&app.pool).await, "");
+    app.cleanup().await;
+}
+
 /// One day of generated history: reports of many instances, each arriving on its own day.
 fn one_day(instances: u32) -> Vec<NewReport> {
     let end_date = Utc::now().date_naive() - chrono::Days::new(1);
@@ -264,8 +315,8 @@ fn release_filled_dump() -> String {
     sql
 }
 
-#[tokio::test]
-async fn the_migration_keeps_every_row_of_a_database_the_release_filled() {
+/// A database migrated up to the release before partitioning, holding what that release stored.
+async fn filled_by_the_release() -> TestDatabase {
     let db = TestDatabase::migrated_to(BEFORE_PARTITIONING).await;
     let mut connection = PgConnection::connect(&common::database_url(&db.name))
         .await
@@ -275,6 +326,12 @@ async fn the_migration_keeps_every_row_of_a_database_the_release_filled() {
         .await
         .unwrap();
     connection.close().await.unwrap();
+    db
+}
+
+#[tokio::test]
+async fn the_migration_keeps_every_row_of_a_database_the_release_filled() {
+    let db = filled_by_the_release().await;
     let before = stored_state(&db.pool).await;
     let reports: i64 = sqlx::query_scalar("SELECT count(*) FROM reports")
         .fetch_one(&db.pool)
@@ -303,6 +360,49 @@ async fn the_migration_keeps_every_row_of_a_database_the_release_filled() {
     .await
     .unwrap();
     assert!(months.len() >= 3, "the history spans months: {months:?}");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_migration_notes_the_reports_a_release_stored_dated_ahead_so_their_re_sends_are_recognised()
+ {
+    let db = filled_by_the_release().await;
+    // One report came from a client whose clock ran 40 days fast.
+    let (instance_id, report_id, created_at): (uuid::Uuid, uuid::Uuid, chrono::DateTime<Utc>) =
+        sqlx::query_as(
+            "UPDATE reports SET created_at = received_at + interval '40 days'
+             WHERE report_id = (SELECT min(report_id::text)::uuid FROM reports)
+             RETURNING instance_id, report_id, created_at",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    store::MIGRATOR.run(&db.pool).await.unwrap();
+    let noted: Vec<(uuid::Uuid, uuid::Uuid)> =
+        sqlx::query_as("SELECT instance_id, report_id FROM reports_dated_ahead")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(noted, vec![(instance_id, report_id)]);
+
+    let mut report =
+        telemetry_server::ingest::parse_report_request(&fixture("telemetry-agent-ps.json"))
+            .unwrap()
+            .remove(0);
+    report.instance_id = instance_id;
+    report.report_id = report_id;
+    report.created_at = created_at;
+    let re_sent = NewReport {
+        report,
+        country_code: None,
+        received_at: None,
+    };
+    let before = stored_state(&db.pool).await;
+    let stored = store::insert_reports(&db.pool, store::Topology::OneServer, [&re_sent])
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+    assert_eq!(stored_state(&db.pool).await, before);
     db.cleanup().await;
 }
 

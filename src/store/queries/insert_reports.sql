@@ -46,13 +46,32 @@ inserted AS (
            metric_digests::bigint[], metric_nul_escaped::integer[]
     FROM incoming n
     -- A re-send: the instance's lock (lock_instances.sql, taken before this statement) makes sure
-    -- no other transaction stores the same report between this check and the commit.
+    -- no other transaction stores the same report between this check and the commit. A report
+    -- arrived no earlier than its createTime less report_clock_lead_limit(), or else it is in
+    -- reports_dated_ahead: each report is looked for in the partitions from that time on only,
+    -- usually this month's. OFFSET 0 keeps that a probe per report; as a join, the planner reads
+    -- every report the batch's instances ever sent instead. $32 is true on one server, where the
+    -- list of the batch's instances would be walked again by every probe (each then costs as much
+    -- as the batch is large), and false on Citus, which needs the list to route the probe.
     WHERE NOT EXISTS (SELECT FROM report_rows r
                       WHERE r.instance_id = n.instance_id AND r.report_id = n.report_id
-                        AND r.instance_id = ANY($2))
+                        AND r.received_at >= n.created_at - report_clock_lead_limit()
+                        AND ($32 OR r.instance_id = ANY($2))
+                      OFFSET 0)
+      AND NOT EXISTS (SELECT FROM reports_dated_ahead a
+                      WHERE a.instance_id = n.instance_id AND a.report_id = n.report_id
+                        AND a.instance_id = ANY($2))
     ORDER BY instance_id, report_id
     RETURNING report_id, instance_id, product_family, created_at, received_at, version, country_code,
               up_duration_seconds, analytics.report_day(created_at, received_at) AS day
+),
+dated_ahead AS (
+    -- Reports that the check above would not look for where they are.
+    INSERT INTO reports_dated_ahead (instance_id, report_id, received_at)
+    SELECT instance_id, report_id, received_at
+    FROM inserted
+    WHERE created_at - report_clock_lead_limit() > received_at
+    RETURNING 1 AS done
 ),
 per_instance AS (
     SELECT instance_id,
