@@ -24,7 +24,9 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> 
         // sqlx keeps each statement prepared for the connection's lifetime, and after five runs
         // PostgreSQL may switch to a generic plan made once, with the table sizes of that moment:
         // plans made while the tables were small (seq scans, hash joins) then slowed every batch
-        // down as the tables grew (docs/performance.md). A custom plan per run costs far less.
+        // down as the tables grew (docs/performance.md). A custom plan per run costs far less;
+        // only the writer's small batches choose the plan made once, for their own transaction
+        // (src/store/writes.rs).
         .options([("plan_cache_mode", "force_custom_plan")]);
     let options = create_database_if_missing(options).await?;
     PgPoolOptions::new()
