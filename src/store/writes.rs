@@ -425,3 +425,29 @@ async fn insert_reports_in<'a>(
 
     Ok(u64::try_from(inserted).unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_small_batches_on_one_server_use_the_shared_plan_and_every_batch_names_its_plan() {
+        let shared = "plan_cache_mode = force_generic_plan";
+        let own = "plan_cache_mode = force_custom_plan";
+        for (topology, reports, expected) in [
+            (Topology::OneServer, 1, shared),
+            (Topology::OneServer, SHARED_PLAN_MAX_REPORTS, shared),
+            (Topology::OneServer, SHARED_PLAN_MAX_REPORTS + 1, own),
+            (Topology::OneServer, 500, own),
+            (Topology::Citus, 1, own),
+        ] {
+            let settings = batch_settings(topology, reports);
+            assert!(
+                settings.contains(expected),
+                "{topology:?} {reports}: {settings}"
+            );
+            assert!(settings.contains("enable_seqscan = off"), "{settings}");
+            assert!(settings.contains("jit = off"), "{settings}");
+        }
+    }
+}
