@@ -14,7 +14,7 @@ use tracing::Span;
 use uuid::Uuid;
 
 use crate::observability;
-use crate::store::{self, NewReport, StoreError, Topology};
+use crate::store::{self, NewReport, StoreError, StoredEntries, Topology};
 
 /// How the writer batches; defaults come from `bench/ingest.sh` (see `docs/performance.md`).
 #[derive(Clone, Copy, Debug)]
@@ -81,6 +81,7 @@ impl Writer {
         let receiver = Arc::new(Mutex::new(receiver));
         let mut tasks = JoinSet::new();
         let quarantine = Arc::new(Quarantine::default());
+        let seen = Arc::new(StoredEntries::default());
         for _ in 0..settings.writers.max(1) {
             tasks.spawn(run_writer(
                 pool.clone(),
@@ -88,6 +89,7 @@ impl Writer {
                 receiver.clone(),
                 settings,
                 quarantine.clone(),
+                seen.clone(),
             ));
         }
         let capacity = settings.queue_capacity.max(1);
@@ -135,16 +137,17 @@ async fn run_writer(
     receiver: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
     settings: WriterSettings,
     quarantine: Arc<Quarantine>,
+    seen: Arc<StoredEntries>,
 ) {
     while let Some(batch) = next_batch(&receiver, &settings).await {
         // Requests of quarantined instances go after the batch, each in a transaction of its own.
         let (suspects, batch): (Vec<Job>, Vec<Job>) =
             batch.into_iter().partition(|job| quarantine.holds(job));
         if !batch.is_empty() {
-            commit_batch(&pool, topology, batch, &quarantine).await;
+            commit_batch(&pool, topology, batch, &quarantine, &seen).await;
         }
         for job in suspects {
-            commit_batch(&pool, topology, vec![job], &quarantine).await;
+            commit_batch(&pool, topology, vec![job], &quarantine, &seen).await;
         }
     }
 }
@@ -219,10 +222,16 @@ async fn next_batch(
 
 /// Commits a batch; when a request in it makes the commit fail, [`isolate_failures`] stores the
 /// others without it.
-async fn commit_batch(pool: &PgPool, topology: Topology, batch: Vec<Job>, quarantine: &Quarantine) {
+async fn commit_batch(
+    pool: &PgPool,
+    topology: Topology,
+    batch: Vec<Job>,
+    quarantine: &Quarantine,
+    seen: &StoredEntries,
+) {
     let reports: Vec<&NewReport> = batch.iter().flat_map(|job| &job.reports).collect();
     let count = reports.len();
-    let outcome = commit_with_retry(pool, topology, &reports).await;
+    let outcome = commit_with_retry(pool, topology, seen, &reports).await;
     drop(reports);
     match outcome {
         Ok(()) => {
@@ -326,15 +335,17 @@ fn not_committed(jobs: Vec<Job>) {
 async fn commit_with_retry(
     pool: &PgPool,
     topology: Topology,
+    seen: &StoredEntries,
     reports: &[&NewReport],
 ) -> Result<(), StoreError> {
     let started = Instant::now();
-    let first = store::insert_reports(pool, topology, reports.iter().copied()).await;
+    let first =
+        store::insert_reports_remembering(pool, topology, seen, reports.iter().copied()).await;
     let result = match first {
         Err(StoreError::Query(sqlx::Error::Database(ref error)))
             if matches!(error.code().as_deref(), Some("40001" | "40P01")) =>
         {
-            store::insert_reports(pool, topology, reports.iter().copied()).await
+            store::insert_reports_remembering(pool, topology, seen, reports.iter().copied()).await
         }
         other => other,
     };

@@ -12,6 +12,7 @@ mod expiry;
 mod partitions;
 mod read;
 mod rollups;
+mod stored_entries;
 mod writes;
 
 use sqlx::PgPool;
@@ -25,7 +26,8 @@ pub use read::{
     stats_rollups,
 };
 pub use rollups::{DayRange, RollupRefresh, refresh_rollups};
-pub use writes::{GroupedWrite, NewReport, insert_reports};
+pub use stored_entries::StoredEntries;
+pub use writes::{GroupedWrite, NewReport, insert_reports, insert_reports_remembering};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -1,12 +1,13 @@
 //! The batch write: reports, their instances, their day's analytics row and their upgrades, in one
 //! transaction. The statements are in `queries/`.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, PgPool};
 
 use super::array_literal;
 use super::distribute::shards_of;
+use super::stored_entries::{SentEntries, StoredEntries};
 use super::{StoreError, Topology, partitions};
 use crate::report::Report;
 use crate::stored_metrics::{self, fits_text};
@@ -66,6 +67,39 @@ struct DictionaryColumns {
     received_at: Vec<Option<DateTime<Utc>>>,
     digest: Vec<i64>,
     value: Vec<String>,
+}
+
+impl DictionaryColumns {
+    /// Leaves out the live reports' entries `seen` knows stored in `month` (the transaction's month
+    /// of arrival), and notes the live ones still sent in `sent`.
+    fn leave_out_stored(&mut self, seen: &StoredEntries, month: NaiveDate, sent: &mut SentEntries) {
+        let live: Vec<(uuid::Uuid, i64)> = (0..self.digest.len())
+            .filter(|&i| self.received_at[i].is_none())
+            .map(|i| (self.instance_id[i], self.digest[i]))
+            .collect();
+        let mut stored = seen.stored(month, &live).into_iter();
+        let mut kept = Self::default();
+        let columns = std::mem::take(self);
+        for (((instance_id, received_at), digest), value) in columns
+            .instance_id
+            .into_iter()
+            .zip(columns.received_at)
+            .zip(columns.digest)
+            .zip(columns.value)
+        {
+            if received_at.is_none() {
+                if stored.next().unwrap_or(false) {
+                    continue;
+                }
+                sent.add(month, instance_id, digest);
+            }
+            kept.instance_id.push(instance_id);
+            kept.received_at.push(received_at);
+            kept.digest.push(digest);
+            kept.value.push(value);
+        }
+        *self = kept;
+    }
 }
 
 impl ReportColumns {
@@ -165,12 +199,23 @@ pub async fn insert_reports<'a>(
     topology: Topology,
     reports: impl IntoIterator<Item = &'a NewReport>,
 ) -> Result<u64, StoreError> {
+    insert_reports_remembering(pool, topology, &StoredEntries::default(), reports).await
+}
+
+/// [`insert_reports`], leaving out the key lists and long values that `seen` knows stored, and
+/// remembering there what each committed transaction stored (src/store/stored_entries.rs).
+pub async fn insert_reports_remembering<'a>(
+    pool: &PgPool,
+    topology: Topology,
+    seen: &StoredEntries,
+    reports: impl IntoIterator<Item = &'a NewReport>,
+) -> Result<u64, StoreError> {
     let mut reports: Vec<&NewReport> = reports.into_iter().collect();
     let mut instances: Vec<uuid::Uuid> = reports.iter().map(|new| new.report.instance_id).collect();
     instances.sort_unstable();
     instances.dedup();
     if instances.len() <= MAX_INSTANCES_PER_TRANSACTION {
-        return insert_reports_creating_partitions(pool, topology, &reports).await;
+        return insert_reports_creating_partitions(pool, topology, seen, &reports).await;
     }
     reports.sort_by_key(|new| new.report.instance_id);
     let mut inserted = 0;
@@ -179,7 +224,7 @@ pub async fn insert_reports<'a>(
         let start = reports.partition_point(|new| new.report.instance_id < first);
         let end = reports.partition_point(|new| new.report.instance_id <= last);
         inserted +=
-            insert_reports_creating_partitions(pool, topology, &reports[start..end]).await?;
+            insert_reports_creating_partitions(pool, topology, seen, &reports[start..end]).await?;
     }
     Ok(inserted)
 }
@@ -187,12 +232,13 @@ pub async fn insert_reports<'a>(
 async fn insert_reports_creating_partitions(
     pool: &PgPool,
     topology: Topology,
+    seen: &StoredEntries,
     reports: &[&NewReport],
 ) -> Result<u64, StoreError> {
-    match insert_reports_once(pool, topology, reports).await {
+    match insert_reports_once(pool, topology, seen, reports).await {
         Err(error) if partitions::is_missing_partition(&error) => {
             partitions::create_partitions_for(pool, reports.iter().copied()).await?;
-            insert_reports_once(pool, topology, reports).await
+            insert_reports_once(pool, topology, seen, reports).await
         }
         other => other,
     }
@@ -201,13 +247,17 @@ async fn insert_reports_creating_partitions(
 async fn insert_reports_once(
     pool: &PgPool,
     topology: Topology,
+    seen: &StoredEntries,
     reports: &[&NewReport],
 ) -> Result<u64, StoreError> {
     // Whatever stops us from getting a connection (refused, database closed to connections, pool
     // exhausted) means the database is unavailable, not that these reports are at fault.
     let mut tx = pool.begin().await.map_err(StoreError::Unavailable)?;
-    let inserted = insert_laid_out(&mut tx, topology, reports.iter().copied()).await?;
+    let mut sent = SentEntries::default();
+    let inserted =
+        insert_laid_out(&mut tx, topology, seen, &mut sent, reports.iter().copied()).await?;
     tx.commit().await?;
+    seen.remember(sent);
     Ok(inserted)
 }
 
@@ -218,6 +268,8 @@ async fn insert_reports_once(
 async fn insert_laid_out<'a>(
     tx: &mut PgConnection,
     topology: Topology,
+    seen: &StoredEntries,
+    sent: &mut SentEntries,
     reports: impl IntoIterator<Item = &'a NewReport>,
 ) -> Result<u64, StoreError> {
     let reports: Vec<&NewReport> = reports.into_iter().collect();
@@ -225,7 +277,7 @@ async fn insert_laid_out<'a>(
         .execute(&mut *tx)
         .await?;
     match topology {
-        Topology::OneServer => insert_reports_in(tx, topology, reports).await,
+        Topology::OneServer => insert_reports_in(tx, topology, seen, sent, reports).await,
         Topology::Citus => {
             let instances: Vec<uuid::Uuid> = reports.iter().map(|r| r.report.instance_id).collect();
             let shards = shards_of(&mut *tx, &instances).await?;
@@ -236,7 +288,7 @@ async fn insert_laid_out<'a>(
             }
             let mut inserted = 0;
             for group in by_shard.into_values() {
-                inserted += insert_reports_in(tx, topology, group).await?;
+                inserted += insert_reports_in(tx, topology, seen, sent, group).await?;
             }
             Ok(inserted)
         }
@@ -310,8 +362,16 @@ impl GroupedWrite {
 
     async fn insert_once(&mut self, reports: &[&NewReport]) -> Result<u64, StoreError> {
         let mut savepoint = self.tx.begin().await?;
-        let inserted =
-            insert_laid_out(&mut savepoint, self.topology, reports.iter().copied()).await?;
+        // Whole: a group's transaction may still roll back after this savepoint, so what it sends
+        // is not remembered, and the failing requests it isolates are rare.
+        let inserted = insert_laid_out(
+            &mut savepoint,
+            self.topology,
+            &StoredEntries::default(),
+            &mut SentEntries::default(),
+            reports.iter().copied(),
+        )
+        .await?;
         savepoint.commit().await?;
         Ok(inserted)
     }
@@ -325,16 +385,21 @@ impl GroupedWrite {
 async fn insert_reports_in<'a>(
     tx: &mut PgConnection,
     topology: Topology,
+    seen: &StoredEntries,
+    sent: &mut SentEntries,
     reports: impl IntoIterator<Item = &'a NewReport>,
 ) -> Result<u64, StoreError> {
-    let columns = ReportColumns::from_reports(reports);
+    let mut columns = ReportColumns::from_reports(reports);
     if columns.report_id.is_empty() {
         return Ok(0);
     }
 
-    sqlx::query_file!("src/store/queries/lock_instances.sql", &columns.instance_id)
+    let locked = sqlx::query_file!("src/store/queries/lock_instances.sql", &columns.instance_id)
         .fetch_one(&mut *tx)
         .await?;
+    columns
+        .dictionary
+        .leave_out_stored(seen, locked.arrival_month, sent);
     let touched = sqlx::query_file!(
         "src/store/queries/insert_reports.sql",
         &columns.report_id,

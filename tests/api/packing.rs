@@ -9,7 +9,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 use sqlx::{PgPool, Row};
+use telemetry_server::ingest::parse_report_request;
 use telemetry_server::report::Metric;
+use telemetry_server::store::{NewReport, StoredEntries, Topology, insert_reports_remembering};
 use telemetry_server::stored_metrics::{DICTIONARY_MIN_BYTES, PackedMetrics, pack};
 
 fn metric(key: &str, value: &str) -> Metric {
@@ -147,4 +149,78 @@ fn generated_metrics_pack_as_pack_metrics_does() {
     if let Err(failure) = outcome {
         panic!("{failure}");
     }
+}
+
+/// A report of the agent fixture's instance, with its own id, arriving now.
+fn agent_report(instance_id: uuid::Uuid) -> NewReport {
+    let mut report = parse_report_request(&fixture("telemetry-agent-ps.json"))
+        .unwrap()
+        .remove(0);
+    report.instance_id = instance_id;
+    report.report_id = uuid::Uuid::new_v4();
+    NewReport {
+        report,
+        country_code: None,
+        received_at: None,
+    }
+}
+
+async fn entries_of(pool: &PgPool, instance_id: uuid::Uuid) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM report_metric_values WHERE instance_id = $1")
+        .bind(instance_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn key_lists_and_long_values_a_committed_batch_stored_this_month_are_not_sent_again() {
+    let db = TestDatabase::migrated().await;
+    let instance_id = uuid::Uuid::new_v4();
+    let seen = StoredEntries::default();
+    let first = agent_report(instance_id);
+    let stored = insert_reports_remembering(&db.pool, Topology::OneServer, &seen, [&first])
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+    let entries = entries_of(&db.pool, instance_id).await;
+    assert!(entries > 0, "the fixture has a key list and long values");
+
+    // Gone behind the service's back: a batch that sent them again would put them back.
+    sqlx::query("DELETE FROM report_metric_values WHERE instance_id = $1")
+        .bind(instance_id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let second = agent_report(instance_id);
+    insert_reports_remembering(&db.pool, Topology::OneServer, &seen, [&second])
+        .await
+        .unwrap();
+    assert_eq!(entries_of(&db.pool, instance_id).await, 0);
+
+    // A writer that has not seen them commit sends them.
+    let third = agent_report(instance_id);
+    insert_reports_remembering(
+        &db.pool,
+        Topology::OneServer,
+        &StoredEntries::default(),
+        [&third],
+    )
+    .await
+    .unwrap();
+    assert_eq!(entries_of(&db.pool, instance_id).await, entries);
+    let metrics: Vec<String> = sqlx::query_scalar(
+        "SELECT metrics::text FROM reports WHERE instance_id = $1 ORDER BY report_id",
+    )
+    .bind(instance_id)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(metrics.len(), 3);
+    assert!(
+        metrics
+            .iter()
+            .all(|m| m == &metrics[0] && m.contains("pillar_version"))
+    );
+    db.cleanup().await;
 }
