@@ -7,7 +7,7 @@ use sqlx::{Connection, PgPool};
 
 use super::array_literal;
 use super::distribute::shards_of;
-use super::stored_entries::{SentEntries, StoredEntries};
+use super::stored_entries::{self, SentEntries, StoredEntries};
 use super::{StoreError, Topology, partitions};
 use crate::report::Report;
 use crate::stored_metrics::{self, fits_text};
@@ -67,39 +67,55 @@ struct DictionaryColumns {
     received_at: Vec<Option<DateTime<Utc>>>,
     digest: Vec<i64>,
     value: Vec<String>,
+    /// Each report's set of entries, and where those not already in the batch are.
+    sets: Vec<EntrySet>,
+}
+
+struct EntrySet {
+    instance_id: uuid::Uuid,
+    /// Arriving now, rather than generated history with its own arrival time.
+    live: bool,
+    fingerprint: u64,
+    entries: std::ops::Range<usize>,
 }
 
 impl DictionaryColumns {
-    /// Leaves out the live reports' entries `seen` knows stored in `month` (the transaction's month
-    /// of arrival), and notes the live ones still sent in `sent`.
+    /// Leaves out the entries of the live reports whose whole set `seen` knows stored in `month`
+    /// (the transaction's month of arrival), and notes the sets still sent in `sent`.
     fn leave_out_stored(&mut self, seen: &StoredEntries, month: NaiveDate, sent: &mut SentEntries) {
-        let live: Vec<(uuid::Uuid, i64)> = (0..self.digest.len())
-            .filter(|&i| self.received_at[i].is_none())
-            .map(|i| (self.instance_id[i], self.digest[i]))
+        let live: Vec<&EntrySet> = self.sets.iter().filter(|set| set.live).collect();
+        let keys: Vec<(uuid::Uuid, u64)> = live
+            .iter()
+            .map(|set| (set.instance_id, set.fingerprint))
             .collect();
-        let mut stored = seen.stored(month, &live).into_iter();
-        let mut kept = Self::default();
-        let columns = std::mem::take(self);
-        for (((instance_id, received_at), digest), value) in columns
-            .instance_id
-            .into_iter()
-            .zip(columns.received_at)
-            .zip(columns.digest)
-            .zip(columns.value)
-        {
-            if received_at.is_none() {
-                if stored.next().unwrap_or(false) {
-                    continue;
-                }
-                sent.add(month, instance_id, digest);
+        let mut left_out = vec![false; self.digest.len()];
+        for (set, stored) in live.iter().zip(seen.stored(month, &keys)) {
+            if stored {
+                left_out[set.entries.clone()].fill(true);
+            } else {
+                sent.add(month, set.instance_id, set.fingerprint);
             }
-            kept.instance_id.push(instance_id);
-            kept.received_at.push(received_at);
-            kept.digest.push(digest);
-            kept.value.push(value);
         }
-        *self = kept;
+        if !left_out.contains(&true) {
+            return;
+        }
+        let columns = std::mem::take(self);
+        self.instance_id = without(columns.instance_id, &left_out);
+        self.received_at = without(columns.received_at, &left_out);
+        self.digest = without(columns.digest, &left_out);
+        self.value = without(columns.value, &left_out);
+        self.sets = columns.sets;
     }
+}
+
+/// The values whose place in `left_out` is false.
+fn without<T>(values: Vec<T>, left_out: &[bool]) -> Vec<T> {
+    values
+        .into_iter()
+        .zip(left_out)
+        .filter(|(_, left_out)| !**left_out)
+        .map(|(value, _)| value)
+        .collect()
 }
 
 impl ReportColumns {
@@ -119,15 +135,24 @@ impl ReportColumns {
             columns.up_duration_seconds.push(report.up_duration_seconds);
             columns.protocol.push(report.protocol.as_str());
             let packed = stored_metrics::pack(&report.metrics);
+            let dictionary = &mut columns.dictionary;
+            let first = dictionary.digest.len();
             for (digest, value) in packed.dictionary_entries() {
                 if entries_seen.insert((report.instance_id, new.received_at, digest)) {
-                    let dictionary = &mut columns.dictionary;
                     dictionary.instance_id.push(report.instance_id);
                     dictionary.received_at.push(new.received_at);
                     dictionary.digest.push(digest);
                     dictionary.value.push(value.to_owned());
                 }
             }
+            dictionary.sets.push(EntrySet {
+                instance_id: report.instance_id,
+                live: new.received_at.is_none(),
+                fingerprint: stored_entries::fingerprint(
+                    packed.dictionary_entries().map(|(digest, _)| digest),
+                ),
+                entries: first..dictionary.digest.len(),
+            });
             columns.metric_keys.push(packed.keys);
             columns.metric_values.push(array_literal::text(
                 packed.short_values.iter().map(Option::as_deref),
