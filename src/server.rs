@@ -263,6 +263,10 @@ impl Service {
             reload.subscribe(),
             config.geoip_reload_interval(),
         ));
+        background.spawn(observability::upkeep_every(
+            state.metrics.clone(),
+            observability::UPKEEP_INTERVAL,
+        ));
         if let Some(limiter) = state.rate_limiter.clone() {
             background.spawn(async move {
                 let mut every = tokio::time::interval(Duration::from_secs(60));

@@ -1,9 +1,10 @@
 //! All SQL lives here, by concern: connecting (and creating the database) and migrations here and in
 //! `connect`; the set-based batch write that stores reports, upserts their instances and keeps the
-//! upgrade history consistent (`writes`, its statements in `queries/`); the monthly partitions of
-//! `report_rows` and `report_metric_values`, where `reports` is stored (`partitions`); the rollup
-//! refresh (`rollups`); the expiry of raw reports (`expiry`); what the statistics page reads
-//! (`read`); and spreading the tables over a Citus cluster (`distribute`).
+//! upgrade history consistent (`writes`, its statements in `queries/`, and the key lists it need
+//! not send again in `stored_entries`); the monthly partitions of `report_rows` and
+//! `report_metric_values`, where `reports` is stored (`partitions`); the rollup refresh
+//! (`rollups`); the expiry of raw reports (`expiry`); what the statistics page reads (`read`); and
+//! spreading the tables over a Citus cluster (`distribute`).
 
 mod array_literal;
 mod connect;
