@@ -36,20 +36,11 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-/// How often the histograms' samples are folded into their buckets (the exporter's own default).
+/// How often the histograms' recorded samples are folded into their buckets (the exporter's own
+/// default), with `PrometheusHandle::run_upkeep`. The recorder keeps every sample until `/metrics`
+/// is rendered or that runs: without it, the memory of a service that nobody scrapes grows with
+/// every request (docs/performance.md).
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Folds the histograms' recorded samples into their buckets every `interval`, forever. The
-/// recorder keeps every sample until `/metrics` is rendered or this runs: without it, the memory
-/// of a service that nobody scrapes grows with every request (docs/performance.md).
-pub async fn upkeep_every(handle: PrometheusHandle, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        handle.run_upkeep();
-    }
-}
 
 /// One answered HTTP request. `method` must come from [`method_label`], so that a client inventing
 /// methods cannot add label values.

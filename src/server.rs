@@ -263,18 +263,14 @@ impl Service {
             reload.subscribe(),
             config.geoip_reload_interval(),
         ));
-        background.spawn(observability::upkeep_every(
-            state.metrics.clone(),
-            observability::UPKEEP_INTERVAL,
-        ));
+        let metrics = state.metrics.clone();
+        background.spawn(every(observability::UPKEEP_INTERVAL, move || {
+            metrics.run_upkeep();
+        }));
         if let Some(limiter) = state.rate_limiter.clone() {
-            background.spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_secs(60));
-                loop {
-                    every.tick().await;
-                    limiter.forget_idle_clients();
-                }
-            });
+            background.spawn(every(Duration::from_secs(60), move || {
+                limiter.forget_idle_clients();
+            }));
         }
         if let (Some(tls), Some(cert), Some(key)) = (&tls, &config.tls_cert, &config.tls_key) {
             background.spawn(reload_tls(
@@ -365,6 +361,17 @@ impl Service {
 
 /// Binds a listener for the server to take over (non-blocking) and returns it with its real address,
 /// which for port 0 is known only now.
+/// Runs `task` once per `period`, forever, for the service's housekeeping; a late tick is not made
+/// up with a burst.
+async fn every(period: Duration, mut task: impl FnMut()) {
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        task();
+    }
+}
+
 fn bind(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), StartupError> {
     let listen_error = |source| StartupError::Listen { addr, source };
     let listener = std::net::TcpListener::bind(addr).map_err(listen_error)?;
