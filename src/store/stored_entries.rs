@@ -44,6 +44,16 @@ struct State {
     fingerprints: HashMap<Uuid, u64>,
 }
 
+impl State {
+    /// Whether the fingerprints are of `month` and young enough to go by.
+    fn holds(&self, month: NaiveDate) -> bool {
+        self.month == Some(month)
+            && self
+                .started
+                .is_some_and(|started| started.elapsed() < FORGET_AFTER)
+    }
+}
+
 /// The sets of entries a transaction sends, to be remembered once it has committed.
 #[derive(Default)]
 pub struct SentEntries {
@@ -73,7 +83,7 @@ impl StoredEntries {
     /// that set of entries in `month`, the month of arrival of the transaction that asks.
     pub fn stored(&self, month: NaiveDate, sets: &[(Uuid, u64)]) -> Vec<bool> {
         let state = self.state.lock().expect("stored entries lock");
-        if state.month != Some(month) {
+        if !state.holds(month) {
             return vec![false; sets.len()];
         }
         sets.iter()
@@ -85,18 +95,14 @@ impl StoredEntries {
     pub fn remember(&self, sent: SentEntries) {
         let Some(month) = sent.month else { return };
         let mut state = self.state.lock().expect("stored entries lock");
-        let expired = state
-            .started
-            .is_none_or(|started| started.elapsed() >= FORGET_AFTER);
-        match state.month {
-            // A transaction of the month before, committed after one of this month.
-            Some(current) if current > month => return,
-            Some(current) if current == month && !expired => {}
-            _ => {
-                state.fingerprints.clear();
-                state.month = Some(month);
-                state.started = Some(Instant::now());
-            }
+        // A transaction of the month before, committed after one of this month.
+        if state.month.is_some_and(|current| current > month) {
+            return;
+        }
+        if !state.holds(month) {
+            state.fingerprints.clear();
+            state.month = Some(month);
+            state.started = Some(Instant::now());
         }
         for (instance, fingerprint) in sent.sets {
             if state.fingerprints.len() >= MAX_INSTANCES
@@ -152,6 +158,19 @@ mod tests {
         assert!(stored(&seen, month(12), a, &[8]));
         remember(&seen, month(11), a, &[9]);
         assert!(!stored(&seen, month(11), a, &[9]));
+        assert!(stored(&seen, month(12), a, &[8]));
+    }
+
+    #[test]
+    fn a_memory_an_hour_old_counts_for_nothing() {
+        let seen = StoredEntries::default();
+        let a = Uuid::from_u128(1);
+        remember(&seen, month(12), a, &[7]);
+        assert!(stored(&seen, month(12), a, &[7]));
+        seen.state.lock().unwrap().started = Instant::now().checked_sub(FORGET_AFTER);
+        assert!(!stored(&seen, month(12), a, &[7]));
+        remember(&seen, month(12), a, &[8]);
+        assert!(!stored(&seen, month(12), a, &[7]));
         assert!(stored(&seen, month(12), a, &[8]));
     }
 
