@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use serde_json::Value;
@@ -52,6 +52,11 @@ struct Args {
     /// the benchmarks: one thread keeps its own scheduling out of the way of theirs.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Where to write every request, one per line: when it was scheduled (Unix time, ms), its
+    /// latency (ms) and its status (0: no answer). To line a stall up with what the service, the
+    /// database and the host were doing at that moment.
+    #[arg(long)]
+    requests_out: Option<PathBuf>,
 }
 
 fn fixture(name: &str) -> Value {
@@ -202,6 +207,8 @@ struct Outcome {
     /// By interval index; empty without `--interval-seconds`.
     intervals: BTreeMap<u64, Tally>,
     acknowledged: Vec<Uuid>,
+    /// Scheduled (since the start), latency and status of every request; only with `--requests-out`.
+    requests: Vec<(Duration, u64, u16)>,
 }
 
 impl Outcome {
@@ -247,11 +254,15 @@ async fn run(args: Arc<Args>) {
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let start = Instant::now();
+    let start_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let end = start + Duration::from_secs(args.seconds);
     let interval_of = |scheduled: Instant| {
         (args.interval_seconds > 0)
             .then(|| scheduled.saturating_duration_since(start).as_secs() / args.interval_seconds)
     };
+    let keep_requests = args.requests_out.is_some();
     let mut tasks = tokio::task::JoinSet::new();
     while Instant::now() < end {
         let scheduled = ticker.tick().await.into_std();
@@ -288,6 +299,12 @@ async fn run(args: Arc<Args>) {
             if status == Some(200) {
                 outcome.acknowledged.push(report_id);
             }
+            if keep_requests {
+                let since_start = scheduled.saturating_duration_since(start);
+                outcome
+                    .requests
+                    .push((since_start, elapsed, status.unwrap_or(0)));
+            }
             for tally in outcome.tallies(interval) {
                 match status {
                     Some(status) => *tally.statuses.entry(status).or_default() += 1,
@@ -318,6 +335,14 @@ async fn run(args: Arc<Args>) {
         let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("output file"));
         for id in &outcome.acknowledged {
             writeln!(file, "{id}").expect("write acknowledged id");
+        }
+    }
+    if let Some(path) = &args.requests_out {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("output file"));
+        for (since_start, latency_us, status) in &outcome.requests {
+            let scheduled_ms = (start_unix + *since_start).as_secs_f64() * 1000.0;
+            let latency_ms = *latency_us as f64 / 1000.0;
+            writeln!(file, "{scheduled_ms:.1} {latency_ms:.2} {status}").expect("write request");
         }
     }
 }
