@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::common::{self, TestApp, assert_grpc_error};
+use crate::common::{TestApp, assert_grpc_error};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use uuid::Uuid;
@@ -288,7 +288,6 @@ async fn nothing_unstored_is_acknowledged_when_the_database_goes_away() {
         config.database_acquire_timeout_secs = 1;
     })
     .await;
-    let admin = sqlx::PgPool::connect(&common::admin_url()).await.unwrap();
 
     let answered_ok = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
@@ -323,19 +322,7 @@ async fn nothing_unstored_is_acknowledged_when_the_database_goes_away() {
     })
     .await
     .expect("the service acknowledges requests before the outage");
-    let lock_out = format!(
-        "ALTER DATABASE \"{0}\" ALLOW_CONNECTIONS false",
-        app.database_name
-    );
-    sqlx::query(sqlx::AssertSqlSafe(lock_out))
-        .execute(&admin)
-        .await
-        .unwrap();
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
-        .bind(&app.database_name)
-        .execute(&admin)
-        .await
-        .unwrap();
+    app.start_outage().await;
 
     let mut acknowledged = Vec::new();
     let mut refused = 0;
@@ -349,14 +336,7 @@ async fn nothing_unstored_is_acknowledged_when_the_database_goes_away() {
     }
     assert!(refused > 0, "the outage was noticed");
 
-    let let_in = format!(
-        "ALTER DATABASE \"{0}\" ALLOW_CONNECTIONS true",
-        app.database_name
-    );
-    sqlx::query(sqlx::AssertSqlSafe(let_in))
-        .execute(&admin)
-        .await
-        .unwrap();
+    app.end_outage().await;
     let mut check = sqlx::PgConnection::connect(&app.database_url)
         .await
         .unwrap();
@@ -382,7 +362,6 @@ async fn nothing_unstored_is_acknowledged_when_the_database_goes_away() {
     }
     assert!(recovered, "ingest works again without a restart");
     check.close().await.ok();
-    admin.close().await;
     app.cleanup().await;
 }
 

@@ -421,22 +421,7 @@ async fn a_database_certificate_that_fails_means_plain_tcp_only_under_sslmode_pr
 #[tokio::test]
 async fn database_outage_fails_readiness_and_recovers_without_restart() {
     let app = TestApp::spawn_with(|config| config.database_acquire_timeout_secs = 1).await;
-    let admin = sqlx::PgPool::connect(&common::admin_url()).await.unwrap();
-    let set_connections = |allow: bool| {
-        sqlx::AssertSqlSafe(format!(
-            "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {allow}",
-            app.database_name
-        ))
-    };
-    sqlx::query(set_connections(false))
-        .execute(&admin)
-        .await
-        .unwrap();
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
-        .bind(&app.database_name)
-        .execute(&admin)
-        .await
-        .unwrap();
+    app.start_outage().await;
 
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
@@ -444,10 +429,7 @@ async fn database_outage_fails_readiness_and_recovers_without_restart() {
     assert!(refused.headers().contains_key("retry-after"));
     assert_grpc_error(refused, 503, 14).await;
 
-    sqlx::query(set_connections(true))
-        .execute(&admin)
-        .await
-        .unwrap();
+    app.end_outage().await;
     let mut recovered = false;
     for _ in 0..50 {
         let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
@@ -464,7 +446,6 @@ async fn database_outage_fails_readiness_and_recovers_without_restart() {
             .status(),
         200
     );
-    admin.close().await;
     app.cleanup().await;
 }
 

@@ -447,6 +447,37 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A database outage, as the service sees one: the test database refuses new connections and
+    /// every session open to it (the service's pools', this app's) is killed. [`Self::end_outage`]
+    /// lets connections in again.
+    pub async fn start_outage(&self) {
+        self.allow_connections(false).await;
+        let admin = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(&self.database_name)
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+    }
+
+    pub async fn end_outage(&self) {
+        self.allow_connections(true).await;
+    }
+
+    async fn allow_connections(&self, allow: bool) {
+        let admin = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
+        let statement = format!(
+            "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {allow}",
+            self.database_name
+        );
+        sqlx::query(AssertSqlSafe(statement))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
             .fetch_one(&self.pool)
