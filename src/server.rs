@@ -359,8 +359,6 @@ impl Service {
     }
 }
 
-/// Binds a listener for the server to take over (non-blocking) and returns it with its real address,
-/// which for port 0 is known only now.
 /// Runs `task` once per `period`, forever, for the service's housekeeping; a late tick is not made
 /// up with a burst.
 async fn every(period: Duration, mut task: impl FnMut()) {
@@ -372,6 +370,8 @@ async fn every(period: Duration, mut task: impl FnMut()) {
     }
 }
 
+/// Binds a listener for the server to take over (non-blocking) and returns it with its real address,
+/// which for port 0 is known only now.
 fn bind(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), StartupError> {
     let listen_error = |source| StartupError::Listen { addr, source };
     let listener = std::net::TcpListener::bind(addr).map_err(listen_error)?;

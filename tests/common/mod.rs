@@ -452,7 +452,7 @@ impl TestApp {
     /// lets connections in again.
     pub async fn start_outage(&self) {
         self.allow_connections(false).await;
-        let admin = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
+        let admin = admin_pool(&self.admin_url).await;
         sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
             .bind(&self.database_name)
             .execute(&admin)
@@ -466,16 +466,11 @@ impl TestApp {
     }
 
     async fn allow_connections(&self, allow: bool) {
-        let admin = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
         let statement = format!(
             "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {allow}",
             self.database_name
         );
-        sqlx::query(AssertSqlSafe(statement))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
+        on_admin_of(&self.admin_url, statement).await;
     }
 
     pub async fn count(&self, table: &str) -> i64 {
