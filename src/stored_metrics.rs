@@ -29,31 +29,32 @@ pub fn fits_text(text: &str) -> bool {
 }
 
 /// A report's metrics in the columns `report_rows` stores them in, and the entries the report needs
-/// in `report_metric_values`: what `pack_metrics()` makes of `reports.metrics`.
+/// in `report_metric_values`: what `pack_metrics()` makes of `reports.metrics`. The values are
+/// borrowed from the metrics unless they had to be escaped.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PackedMetrics {
+pub struct PackedMetrics<'a> {
     /// [`digest`] of `key_list`: `report_rows.metric_keys`.
     pub keys: i64,
     /// The keys in order, as a JSON array written as PostgreSQL writes `jsonb`.
     pub key_list: String,
     /// The values shorter than [`DICTIONARY_MIN_BYTES`], in order, `None` where a long value is.
-    pub short_values: Vec<Option<String>>,
+    pub short_values: Vec<Option<Cow<'a, str>>>,
     /// The [`digest`] of each long value, in order, `None` where a short value is; `None`
     /// altogether when there is no long value.
     pub value_digests: Option<Vec<Option<i64>>>,
     /// The 1-based positions of the pairs stored `nul_escaped`; `None` when there is none.
     pub nul_escaped: Option<Vec<i32>>,
     /// The long values with their digests, in order.
-    pub long_values: Vec<(i64, String)>,
+    pub long_values: Vec<(i64, Cow<'a, str>)>,
 }
 
-impl PackedMetrics {
+impl PackedMetrics<'_> {
     /// The entries of `report_metric_values` this report refers to: its key list and long values.
     pub fn dictionary_entries(&self) -> impl Iterator<Item = (i64, &str)> {
         std::iter::once((self.keys, self.key_list.as_str())).chain(
             self.long_values
                 .iter()
-                .map(|(digest, value)| (*digest, value.as_str())),
+                .map(|(digest, value)| (*digest, value.as_ref())),
         )
     }
 }
@@ -68,7 +69,7 @@ pub fn digest(text: &str) -> i64 {
 }
 
 /// Packs the pairs as sent into the stored columns.
-pub fn pack(metrics: &[Metric]) -> PackedMetrics {
+pub fn pack(metrics: &[Metric]) -> PackedMetrics<'_> {
     let mut key_list = String::from("[");
     let mut short_values = Vec::with_capacity(metrics.len());
     let mut digests = Vec::with_capacity(metrics.len());
@@ -92,13 +93,13 @@ pub fn pack(metrics: &[Metric]) -> PackedMetrics {
         }
         push_json_string(&mut key_list, &key);
         if value.len() < DICTIONARY_MIN_BYTES {
-            short_values.push(Some(value.into_owned()));
+            short_values.push(Some(value));
             digests.push(None);
         } else {
             let value_digest = digest(&value);
             short_values.push(None);
             digests.push(Some(value_digest));
-            long_values.push((value_digest, value.into_owned()));
+            long_values.push((value_digest, value));
         }
     }
     key_list.push(']');
@@ -114,9 +115,15 @@ pub fn pack(metrics: &[Metric]) -> PackedMetrics {
 
 /// `text` as a JSON string the way PostgreSQL's `jsonb` output writes it: `"` and `\` escaped, the
 /// control characters with a short escape where JSON has one and as `\u00xx` otherwise, everything
-/// else (non-ASCII included) as is. serde_json's writer does exactly that.
+/// else (non-ASCII included) as is. serde_json's writer does exactly that; keys seldom need it.
 fn push_json_string(out: &mut String, text: &str) {
-    out.push_str(&serde_json::to_string(text).expect("a string always serialises"));
+    if text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(&serde_json::to_string(text).expect("a string always serialises"));
+    } else {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    }
 }
 
 fn escape(text: &str) -> String {
@@ -156,8 +163,8 @@ mod tests {
         assert_eq!(
             packed.short_values,
             [
-                Some(r#"C:\ "quoted" \0 é"#.to_owned()),
-                Some(String::new()),
+                Some(Cow::from(r#"C:\ "quoted" \0 é"#)),
+                Some(Cow::from("")),
                 None
             ]
         );
@@ -165,17 +172,18 @@ mod tests {
             packed.value_digests,
             Some(vec![None, None, Some(digest(&long))])
         );
-        assert_eq!(packed.long_values, [(digest(&long), long)]);
+        assert_eq!(packed.long_values, [(digest(&long), Cow::from(&long))]);
         assert_eq!(packed.nul_escaped, None);
     }
 
     #[test]
     fn pairs_with_nul_are_escaped_whole() {
-        let packed = pack(&[pair("k\0", r"a\0b\c"), pair("k", "\0")]);
+        let metrics = [pair("k\0", r"a\0b\c"), pair("k", "\0")];
+        let packed = pack(&metrics);
         assert_eq!(packed.key_list, r#"["k\\0", "k"]"#);
         assert_eq!(
             packed.short_values,
-            [Some(r"a\\0b\\c".to_owned()), Some(r"\0".to_owned())]
+            [Some(Cow::from(r"a\\0b\\c")), Some(Cow::from(r"\0"))]
         );
         assert_eq!(packed.nul_escaped, Some(vec![1, 2]));
         assert_eq!(packed.value_digests, None);

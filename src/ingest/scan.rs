@@ -144,7 +144,7 @@ struct Scanner<'a> {
     unknown: Vec<Range<usize>>,
 }
 
-impl Scanner<'_> {
+impl<'a> Scanner<'a> {
     /// Reads one whole value of the given role, iteratively, leaving `pos` just after it.
     fn value(&mut self, mut role: Role) -> Result<(), IngestError> {
         loop {
@@ -255,7 +255,7 @@ impl Scanner<'_> {
             if frame.seen & (1 << index) != 0 {
                 return Err(IngestError::DuplicateField {
                     path: self.path(),
-                    field: key.unwrap_or_default(),
+                    field: key.map(Cow::into_owned).unwrap_or_default(),
                 });
             }
             frame.seen |= 1 << index;
@@ -339,30 +339,44 @@ impl Scanner<'_> {
     }
 
     /// Reads a string from its opening quote; with `decode`, returns its text (object keys of
-    /// messages, which are short). UTF-8 is checked once for the whole value, by the caller.
-    fn string(&mut self, decode: bool) -> Result<Option<String>, IngestError> {
+    /// messages), borrowed from the body unless it has escapes. UTF-8 is checked once for the whole
+    /// value, by the caller: until then, an invalid sequence reads as U+FFFD.
+    fn string(&mut self, decode: bool) -> Result<Option<Cow<'a, str>>, IngestError> {
         let begin = self.pos;
         self.pos += 1;
-        let mut text = decode.then(Vec::new);
+        // Filled only once an escape is met: before it, the text is the body's own bytes.
+        let mut unescaped: Option<Vec<u8>> = None;
+        let mut run_start = self.pos;
         loop {
             let run = self.bytes[self.pos..]
                 .iter()
                 .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
                 .ok_or_else(|| syntax(begin, "unterminated string"))?;
-            if let Some(text) = &mut text {
-                text.extend_from_slice(&self.bytes[self.pos..self.pos + run]);
-            }
             self.pos += run;
             match self.bytes[self.pos] {
                 b'"' => {
+                    let run = &self.bytes[run_start..self.pos];
                     self.pos += 1;
-                    return Ok(text.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()));
+                    if !decode {
+                        return Ok(None);
+                    }
+                    return Ok(Some(match unescaped {
+                        None => String::from_utf8_lossy(run),
+                        Some(mut text) => {
+                            text.extend_from_slice(run);
+                            Cow::Owned(String::from_utf8_lossy(&text).into_owned())
+                        }
+                    }));
                 }
                 b'\\' => {
+                    let run = &self.bytes[run_start..self.pos];
                     let character = self.escape()?;
-                    if let Some(text) = &mut text {
+                    if decode {
+                        let text = unescaped.get_or_insert_with(Vec::new);
+                        text.extend_from_slice(run);
                         text.extend_from_slice(character.encode_utf8(&mut [0; 4]).as_bytes());
                     }
+                    run_start = self.pos;
                 }
                 _ => return Err(syntax(self.pos, "control character in string")),
             }

@@ -8,6 +8,7 @@
 //! parent module, which knows where and why a request is wrong, decides. The differential test in
 //! `super::tests` holds the two, and the documented rules, to the same answers.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -30,19 +31,22 @@ pub(super) fn decode(value: &[u8]) -> Option<Vec<Report>> {
 }
 
 #[derive(serde::Deserialize)]
-struct Request {
-    reports: Option<Vec<Object<WireReport>>>,
+struct Request<'a> {
+    #[serde(borrow)]
+    reports: Option<Vec<Object<WireReport<'a>>>>,
 }
 
 /// A report as protojson allows it: either field name, `null` for unset, unknown fields ignored.
-/// serde refuses a field given under both names, as protojson does.
+/// serde refuses a field given under both names, as protojson does. The fields read once are
+/// borrowed from the body where they have no escapes.
 #[derive(serde::Deserialize)]
-struct WireReport {
-    id: Option<String>,
-    #[serde(rename = "instanceId", alias = "instance_id")]
-    instance_id: Option<String>,
-    #[serde(rename = "createTime", alias = "create_time")]
-    create_time: Option<String>,
+struct WireReport<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(rename = "instanceId", alias = "instance_id", borrow)]
+    instance_id: Option<Cow<'a, str>>,
+    #[serde(rename = "createTime", alias = "create_time", borrow)]
+    create_time: Option<Cow<'a, str>>,
     #[serde(
         rename = "productFamily",
         alias = "product_family",
@@ -59,9 +63,9 @@ struct WireMetric {
     value: Option<String>,
 }
 
-impl WireReport {
+impl WireReport<'_> {
     fn into_domain(self) -> Option<Report> {
-        let uuid = |text: Option<String>| text.as_deref().and_then(parse_uuid);
+        let uuid = |text: Option<Cow<str>>| text.as_deref().and_then(parse_uuid);
         let report_id = uuid(self.id)?;
         let instance_id = uuid(self.instance_id)?;
         let created_at = parse_timestamp(self.create_time.as_deref()?)?;

@@ -2,7 +2,7 @@
 //! which cannot take an array of arrays whose rows differ in length; the statement casts each
 //! literal back (`::text[]`, `::bigint[]`).
 
-use std::fmt::Display;
+use std::fmt::{Display, Write};
 
 /// A text[] literal: every string quoted, `"` and `\` escaped, `None` as NULL.
 pub(super) fn text<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> String {
@@ -16,12 +16,14 @@ pub(super) fn text<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> Str
             continue;
         };
         literal.push('"');
-        for c in value.chars() {
-            if c == '"' || c == '\\' {
-                literal.push('\\');
-            }
-            literal.push(c);
+        let mut rest = value;
+        while let Some(at) = rest.find(['"', '\\']) {
+            literal.push_str(&rest[..at]);
+            literal.push('\\');
+            literal.push_str(&rest[at..=at]);
+            rest = &rest[at + 1..];
         }
+        literal.push_str(rest);
         literal.push('"');
     }
     literal.push('}');
@@ -30,11 +32,18 @@ pub(super) fn text<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> Str
 
 /// A literal of a numeric array (integer[], bigint[]), `None` as NULL.
 pub(super) fn numbers<T: Display>(values: impl IntoIterator<Item = Option<T>>) -> String {
-    let items: Vec<String> = values
-        .into_iter()
-        .map(|value| value.map_or_else(|| "NULL".to_owned(), |value| value.to_string()))
-        .collect();
-    format!("{{{}}}", items.join(","))
+    let mut literal = String::from("{");
+    for (index, value) in values.into_iter().enumerate() {
+        if index > 0 {
+            literal.push(',');
+        }
+        match value {
+            Some(value) => write!(literal, "{value}").expect("writing to a String cannot fail"),
+            None => literal.push_str("NULL"),
+        }
+    }
+    literal.push('}');
+    literal
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 //! whichever packed it, and `report_metrics()` rebuilds either. Checked against the real function,
 //! on the fixtures' metrics, on hand-picked edge cases and on generated pairs.
 
+use std::borrow::Cow;
+
 use crate::common::{TestDatabase, fixture};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
@@ -38,7 +40,7 @@ fn stored_json(metrics: &[Metric]) -> String {
 }
 
 /// What `pack_metrics()` makes of the pairs, in the shape of [`PackedMetrics`].
-async fn packed_in_sql(pool: &PgPool, metrics: &[Metric]) -> PackedMetrics {
+async fn packed_in_sql(pool: &PgPool, metrics: &[Metric]) -> PackedMetrics<'static> {
     let row = sqlx::query(
         "SELECT p.keys, metric_digest(p.keys) AS key_digest, p.short_values, p.value_digests, \
                 p.nul_escaped, p.long_values \
@@ -49,6 +51,7 @@ async fn packed_in_sql(pool: &PgPool, metrics: &[Metric]) -> PackedMetrics {
     .await
     .unwrap();
     let long_values: Vec<String> = row.get("long_values");
+    let short_values: Vec<Option<String>> = row.get("short_values");
     let mut digests = Vec::new();
     for value in &long_values {
         let digest: i64 = sqlx::query_scalar("SELECT metric_digest($1)")
@@ -61,10 +64,16 @@ async fn packed_in_sql(pool: &PgPool, metrics: &[Metric]) -> PackedMetrics {
     PackedMetrics {
         keys: row.get("key_digest"),
         key_list: row.get("keys"),
-        short_values: row.get("short_values"),
+        short_values: short_values
+            .into_iter()
+            .map(|v| v.map(Cow::Owned))
+            .collect(),
         value_digests: row.get("value_digests"),
         nul_escaped: row.get("nul_escaped"),
-        long_values: digests.into_iter().zip(long_values).collect(),
+        long_values: digests
+            .into_iter()
+            .zip(long_values.into_iter().map(Cow::Owned))
+            .collect(),
     }
 }
 
