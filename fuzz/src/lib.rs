@@ -18,10 +18,26 @@ pub fn assert_storable(report: &Report) {
     if let Some(version) = &report.version {
         assert!(!version.is_empty(), "an empty version is stored as NULL");
     }
-    // The store sends the metrics to PostgreSQL as JSON array text, which jsonb must take: no
-    // U+0000 escape may be left in it.
-    let encoded = stored_metrics::to_json(&report.metrics);
-    assert!(!encoded.contains("\\u0000"), "U+0000 left in the stored metrics");
-    let decoded: serde_json::Value = serde_json::from_str(&encoded).expect("metrics re-parse");
-    assert_eq!(decoded.as_array().map(Vec::len), Some(report.metrics.len()));
+    // The store packs the metrics (stored_metrics::pack) into text and a jsonb key list, which
+    // PostgreSQL must take: no U+0000 may be left in either.
+    let packed = stored_metrics::pack(&report.metrics);
+    assert!(
+        !packed.key_list.contains("\\u0000"),
+        "U+0000 left in the key list"
+    );
+    let keys: serde_json::Value =
+        serde_json::from_str(&packed.key_list).expect("key list re-parses");
+    assert_eq!(keys.as_array().map(Vec::len), Some(report.metrics.len()));
+    for (_, value) in packed.dictionary_entries() {
+        assert!(
+            stored_metrics::fits_text(value),
+            "U+0000 left in a long value"
+        );
+    }
+    for value in packed.short_values.iter().flatten() {
+        assert!(
+            stored_metrics::fits_text(value),
+            "U+0000 left in a short value"
+        );
+    }
 }
