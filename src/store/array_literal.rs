@@ -30,8 +30,9 @@ pub(super) fn text<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> Str
     literal
 }
 
-/// A literal of a numeric array (integer[], bigint[]), `None` as NULL.
-pub(super) fn numbers<T: Display>(values: impl IntoIterator<Item = Option<T>>) -> String {
+/// A literal of an array whose values print as PostgreSQL reads them, unquoted: numbers
+/// (integer[], bigint[]) and UUIDs. `None` as NULL.
+pub(super) fn unquoted<T: Display>(values: impl IntoIterator<Item = Option<T>>) -> String {
     let mut literal = String::from("{");
     for (index, value) in values.into_iter().enumerate() {
         if index > 0 {
@@ -64,8 +65,13 @@ mod tests {
     }
 
     #[test]
-    fn number_literals_keep_nulls() {
-        assert_eq!(numbers([Some(-1_i64), None, Some(7)]), "{-1,NULL,7}");
-        assert_eq!(numbers::<i32>([]), "{}");
+    fn unquoted_literals_keep_nulls_and_take_uuids() {
+        assert_eq!(unquoted([Some(-1_i64), None, Some(7)]), "{-1,NULL,7}");
+        assert_eq!(unquoted::<i32>([]), "{}");
+        let id = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        assert_eq!(
+            unquoted([Some(id)]),
+            "{01234567-89ab-cdef-0123-456789abcdef}"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! The batch write: reports, their instances, their day's analytics row and their upgrades, in one
 //! transaction. The statements are in `queries/`.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, PgPool};
 
@@ -159,11 +161,11 @@ impl ReportColumns {
             ));
             columns
                 .metric_digests
-                .push(packed.value_digests.map(array_literal::numbers));
+                .push(packed.value_digests.map(array_literal::unquoted));
             columns.metric_nul_escaped.push(
                 packed
                     .nul_escaped
-                    .map(|positions| array_literal::numbers(positions.into_iter().map(Some))),
+                    .map(|positions| array_literal::unquoted(positions.into_iter().map(Some))),
             );
             let typed = TypedMetrics::from_metrics(&report.metrics);
             columns.distribution_method.push(typed.distribution_method);
@@ -275,21 +277,90 @@ async fn insert_reports_once(
     seen: &StoredEntries,
     reports: &[&NewReport],
 ) -> Result<u64, StoreError> {
+    if topology == Topology::Citus {
+        return insert_reports_in_transaction(pool, topology, seen, reports, None).await;
+    }
+    let assumed = arrival_month(Utc::now());
+    match insert_reports_in_transaction(pool, topology, seen, reports, Some(assumed)).await {
+        // This process's clock and the database's are on two sides of a month's end.
+        Err(error) if is_other_arrival_month(&error) => {
+            insert_reports_in_transaction(pool, topology, seen, reports, None).await
+        }
+        other => other,
+    }
+}
+
+/// The batch in one transaction. With `lock_with_begin`, the instances' locks are taken in the
+/// BEGIN's round trip, under that assumed month of arrival (lock_ingest_instances(), in
+/// migrations/), instead of by a statement of their own.
+async fn insert_reports_in_transaction(
+    pool: &PgPool,
+    topology: Topology,
+    seen: &StoredEntries,
+    reports: &[&NewReport],
+    lock_with_begin: Option<NaiveDate>,
+) -> Result<u64, StoreError> {
     // Whatever stops us from getting a connection (refused, database closed to connections, pool
     // exhausted) means the database is unavailable, not that these reports are at fault.
-    // The settings go with BEGIN, in one round trip: each round trip of a batch waits for the
-    // writer to be scheduled again, and on a busy machine that wait is what a batch's time is made of.
-    let begin = format!("BEGIN; {}", batch_settings(topology, reports.len()));
-    let mut tx = pool
-        .begin_with(sqlx::AssertSqlSafe(begin))
-        .await
-        .map_err(StoreError::Unavailable)?;
-    let mut sent = SentEntries::default();
-    let inserted =
-        insert_laid_out(&mut tx, topology, seen, &mut sent, reports.iter().copied()).await?;
-    tx.commit().await?;
-    seen.remember(sent);
-    Ok(inserted)
+    let mut connection = pool.acquire().await.map_err(StoreError::Unavailable)?;
+    // What goes with BEGIN goes in one round trip: each round trip of a batch waits for the writer
+    // to be scheduled again, and on a busy machine that wait is what a batch's time is made of.
+    let mut begin = format!("BEGIN; {}", batch_settings(topology, reports.len()));
+    if let Some(month) = lock_with_begin {
+        let instances =
+            array_literal::unquoted(reports.iter().map(|new| Some(new.report.instance_id)));
+        write!(
+            begin,
+            "; SELECT lock_ingest_instances('{instances}'::uuid[], DATE '{month}')"
+        )
+        .expect("writing to a String does not fail");
+    }
+    let error = match connection.begin_with(sqlx::AssertSqlSafe(begin)).await {
+        Ok(mut tx) => {
+            let mut sent = SentEntries::default();
+            let inserted = insert_laid_out(
+                &mut tx,
+                topology,
+                seen,
+                &mut sent,
+                reports.iter().copied(),
+                lock_with_begin,
+            )
+            .await?;
+            tx.commit().await?;
+            seen.remember(sent);
+            return Ok(inserted);
+        }
+        Err(error) => error,
+    };
+    // A statement after BEGIN that fails leaves its transaction open and aborted, which the next
+    // user of the connection would meet: the connection is closed instead.
+    connection.close_on_drop();
+    Err(match StoreError::from(error) {
+        StoreError::Query(error) if !is_other_arrival_month_code(&error) => {
+            StoreError::Unavailable(error)
+        }
+        other => other,
+    })
+}
+
+/// The first day of the month (UTC) of `now`, the month a transaction started then files its
+/// reports' key lists and long values under.
+fn arrival_month(now: DateTime<Utc>) -> NaiveDate {
+    now.date_naive()
+        .with_day(1)
+        .expect("every month has a first day")
+}
+
+/// SQLSTATE of lock_ingest_instances() when the month it was told is not its transaction's.
+const OTHER_ARRIVAL_MONTH: &str = "T7310";
+
+fn is_other_arrival_month(error: &StoreError) -> bool {
+    matches!(error, StoreError::Query(error) if is_other_arrival_month_code(error))
+}
+
+fn is_other_arrival_month_code(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(error) if error.code().as_deref() == Some(OTHER_ARRIVAL_MONTH))
 }
 
 /// The batch's statements, in a transaction that has [`batch_settings`] for this batch already.
@@ -303,10 +374,11 @@ async fn insert_laid_out<'a>(
     seen: &StoredEntries,
     sent: &mut SentEntries,
     reports: impl IntoIterator<Item = &'a NewReport>,
+    locked: Option<NaiveDate>,
 ) -> Result<u64, StoreError> {
     let reports: Vec<&NewReport> = reports.into_iter().collect();
     match topology {
-        Topology::OneServer => insert_reports_in(tx, topology, seen, sent, reports).await,
+        Topology::OneServer => insert_reports_in(tx, topology, seen, sent, reports, locked).await,
         Topology::Citus => {
             let instances: Vec<uuid::Uuid> = reports.iter().map(|r| r.report.instance_id).collect();
             let shards = shards_of(&mut *tx, &instances).await?;
@@ -317,7 +389,7 @@ async fn insert_laid_out<'a>(
             }
             let mut inserted = 0;
             for group in by_shard.into_values() {
-                inserted += insert_reports_in(tx, topology, seen, sent, group).await?;
+                inserted += insert_reports_in(tx, topology, seen, sent, group, locked).await?;
             }
             Ok(inserted)
         }
@@ -402,6 +474,7 @@ impl GroupedWrite {
             &StoredEntries::default(),
             &mut SentEntries::default(),
             reports.iter().copied(),
+            None,
         )
         .await?;
         savepoint.commit().await?;
@@ -413,25 +486,32 @@ impl GroupedWrite {
     }
 }
 
-/// The statements of [`insert_reports`], within the caller's transaction.
+/// The statements of [`insert_reports`], within the caller's transaction. `locked` is the month of
+/// arrival when the transaction holds the instances' locks already (taken with its BEGIN).
 async fn insert_reports_in<'a>(
     tx: &mut PgConnection,
     topology: Topology,
     seen: &StoredEntries,
     sent: &mut SentEntries,
     reports: impl IntoIterator<Item = &'a NewReport>,
+    locked: Option<NaiveDate>,
 ) -> Result<u64, StoreError> {
     let mut columns = ReportColumns::from_reports(reports);
     if columns.report_id.is_empty() {
         return Ok(0);
     }
 
-    let locked = sqlx::query_file!("src/store/queries/lock_instances.sql", &columns.instance_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let arrival_month = match locked {
+        Some(month) => month,
+        None => {
+            sqlx::query_file_scalar!("src/store/queries/lock_instances.sql", &columns.instance_id)
+                .fetch_one(&mut *tx)
+                .await?
+        }
+    };
     columns
         .dictionary
-        .leave_out_stored(seen, locked.arrival_month, sent);
+        .leave_out_stored(seen, arrival_month, sent);
     let touched = sqlx::query_file!(
         "src/store/queries/insert_reports.sql",
         &columns.report_id,

@@ -161,7 +161,7 @@ fn generated_metrics_pack_as_pack_metrics_does() {
 }
 
 /// A report of the agent fixture's instance, with its own id, arriving now.
-fn agent_report(instance_id: uuid::Uuid) -> NewReport {
+pub(crate) fn agent_report(instance_id: uuid::Uuid) -> NewReport {
     let mut report = parse_report_request(&fixture("telemetry-agent-ps.json"))
         .unwrap()
         .remove(0);

@@ -428,3 +428,118 @@ async fn a_request_with_reports_of_more_instances_than_the_lock_table_holds_is_s
     assert_eq!(app.count("reports").await, 40_000);
     assert_eq!(app.count("instances").await, 40_000);
 }
+
+/// Whether no transaction holds ingest's lock of `instance` (lock_ingest_instances(), in migrations/).
+async fn instance_lock_is_free(pool: &PgPool, instance: uuid::Uuid) -> bool {
+    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(7310, hashtext($1::text))")
+        .bind(instance)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn instance_locks_are_taken_only_under_the_transactions_own_month_of_arrival() {
+    let db = TestDatabase::migrated().await;
+    let instance = uuid::Uuid::new_v4();
+    let mut session = db.pool.acquire().await.unwrap();
+    let lock = |month: Option<NaiveDate>| {
+        sqlx::query_scalar::<_, NaiveDate>("SELECT lock_ingest_instances($1, $2)")
+            .bind(vec![instance])
+            .bind(month)
+    };
+
+    // Told another month (a writer whose clock is past a month's end that the database's is not):
+    // refused with its own SQLSTATE, and nothing locked.
+    sqlx::query("BEGIN").execute(&mut *session).await.unwrap();
+    let error = lock(NaiveDate::from_ymd_opt(2000, 1, 1))
+        .fetch_one(&mut *session)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("T7310"),
+        "{error}"
+    );
+    assert!(instance_lock_is_free(&db.pool, instance).await);
+    sqlx::query("ROLLBACK")
+        .execute(&mut *session)
+        .await
+        .unwrap();
+
+    // Told nothing, or the right month: the month, and the lock until the transaction ends.
+    sqlx::query("BEGIN").execute(&mut *session).await.unwrap();
+    let month = lock(None).fetch_one(&mut *session).await.unwrap();
+    let transactions_month: NaiveDate =
+        sqlx::query_scalar("SELECT date_trunc('month', now() AT TIME ZONE 'UTC')::date")
+            .fetch_one(&mut *session)
+            .await
+            .unwrap();
+    assert_eq!(month, transactions_month);
+    assert!(!instance_lock_is_free(&db.pool, instance).await);
+    assert_eq!(
+        lock(Some(month)).fetch_one(&mut *session).await.unwrap(),
+        month
+    );
+    sqlx::query("COMMIT").execute(&mut *session).await.unwrap();
+    assert!(instance_lock_is_free(&db.pool, instance).await);
+    drop(session);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_batch_cancelled_while_it_waits_for_its_instances_does_not_leave_its_connection_broken() {
+    let db = TestDatabase::migrated().await;
+    // One connection: the write after the cancelled one gets a fresh one, or the same one back.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let report = crate::packing::agent_report(uuid::Uuid::new_v4());
+    let mut holder = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(7310, hashtext($1::text))")
+        .bind(report.report.instance_id)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    let writing = {
+        let (pool, report) = (pool.clone(), report.clone());
+        tokio::spawn(async move {
+            store::insert_reports(&pool, store::Topology::OneServer, [&report]).await
+        })
+    };
+    // The batch takes its instances' locks with its BEGIN: it waits there until cancelled.
+    let waiting_pid = loop {
+        let waiting: Option<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event = 'advisory'",
+        )
+        .fetch_optional(&db.pool)
+        .await
+        .unwrap();
+        if let Some(pid) = waiting {
+            break pid;
+        }
+        tokio::task::yield_now().await;
+    };
+    sqlx::query("SELECT pg_cancel_backend($1)")
+        .bind(waiting_pid)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let cancelled = writing.await.unwrap().unwrap_err();
+    assert!(cancelled.is_transient(), "{cancelled}");
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+
+    // The cancelled BEGIN left its transaction aborted on that connection; had the connection gone
+    // back to the pool, this write would meet "current transaction is aborted".
+    let stored = store::insert_reports(&pool, store::Topology::OneServer, [&report])
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+    pool.close().await;
+    db.cleanup().await;
+}
