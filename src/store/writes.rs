@@ -336,11 +336,10 @@ async fn insert_reports_in_transaction(
     // A statement after BEGIN that fails leaves its transaction open and aborted, which the next
     // user of the connection would meet: the connection is closed instead.
     connection.close_on_drop();
-    Err(match StoreError::from(error) {
-        StoreError::Query(error) if !is_other_arrival_month_code(&error) => {
-            StoreError::Unavailable(error)
-        }
-        other => other,
+    Err(if is_other_arrival_month_code(&error) {
+        StoreError::Query(error)
+    } else {
+        StoreError::Unavailable(error)
     })
 }
 
